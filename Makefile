@@ -1,0 +1,31 @@
+# camlab — the two commands of the README, plus helpers.
+#   make run   executes every notebook on its default parameters into build/notebooks/ (+ HTML)
+#   make test  runs the whole test suite, notebooks included
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Images: $CAMLAB_DATA if set, else ../shared/data next to this checkout, else data/.
+CAMLAB_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
+export CAMLAB_DATA
+
+.PHONY: venv run test clean strip
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m camlab.notebooks run notebooks build/notebooks
+
+test: venv
+	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+strip:
+	$(PY) -m camlab.notebooks strip notebooks
+
+clean:
+	rm -rf build

@@ -1,0 +1,36 @@
+"""camlab — class activation maps for CNN classifiers, centred on Cluster-CAM.
+
+>>> import camlab
+>>> clf = camlab.load_model("efficientnet_lite0")
+>>> x = clf.preprocess(camlab.data.sample_images()["chelsea"])
+>>> exp = camlab.METHODS["cam"](clf.module, clf.target_layer)(x)
+>>> exp.heatmaps.shape
+torch.Size([1, 224, 224])
+"""
+
+from . import data, plot
+from .device import resolve_device
+from .explanation import Explanation
+from .images import load_image
+from .layers import capture, layer_names, resolve_layer
+from .methods import CAM, METHODS, BaseCAM
+from .models import MODELS, Classifier, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseCAM",
+    "CAM",
+    "Classifier",
+    "Explanation",
+    "METHODS",
+    "MODELS",
+    "capture",
+    "data",
+    "layer_names",
+    "load_image",
+    "load_model",
+    "plot",
+    "resolve_device",
+    "resolve_layer",
+]

@@ -1,0 +1,162 @@
+"""Images to explain: samples that ship with installed packages, and ImageNet-named folders.
+
+The data root is a parameter everywhere; by default it is ``$CAMLAB_DATA``, else the
+repository's ``data/`` folder. Inside it, ``imagenet-dev/`` holds ImageNet images named
+``nXXXXXXXX_label.JPEG``, ``paper-figures/`` the classes of the paper's figures and
+``multi-object/`` photos with several objects (see ``data/README.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from .images import load_image
+from .models import imagenet_synsets
+
+__all__ = [
+    "data_root",
+    "sample_images",
+    "ImageRecord",
+    "imagenet_folder",
+    "fetch_imagenet_samples",
+    "SAMPLE_IMAGES_URL",
+    "NamedImage",
+    "pick_images",
+]
+
+_REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+_IMAGENET_NAME = re.compile(r"^(n\d{8})_(.+)\.(jpe?g|png)$", re.IGNORECASE)
+SAMPLE_IMAGES_URL = "https://github.com/EliSchwartz/imagenet-sample-images/archive/refs/heads/master.zip"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """``root`` if given, else ``$CAMLAB_DATA``, else the repository's ``data/`` folder."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("CAMLAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    return _REPO_DATA
+
+
+def sample_images() -> dict[str, Image.Image]:
+    """Five RGB photos that ship inside installed packages, so nothing needs downloading.
+
+    scikit-image's ``astronaut``, ``chelsea`` (a cat), ``coffee`` and ``rocket``, and
+    matplotlib's ``grace_hopper``.
+    """
+    import matplotlib.cbook
+    import skimage.data
+
+    images = {name: load_image(getattr(skimage.data, name)()) for name in ("astronaut", "chelsea", "coffee", "rocket")}
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+        images["grace_hopper"] = load_image(Image.open(fh))
+    return images
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of an ImageNet-named folder."""
+
+    path: Path
+    synset: str
+    class_index: int
+    label: str
+
+    def load(self) -> Image.Image:
+        return load_image(self.path)
+
+
+def imagenet_folder(root: str | os.PathLike | None = None, limit: int | None = None) -> list[ImageRecord]:
+    """The images of a folder named ``nXXXXXXXX_label.JPEG``, sorted by file name.
+
+    ``root`` is the folder itself; by default ``data_root() / "imagenet-dev"``. The class index
+    is the synset's position among the 1000 sorted ImageNet-1k synsets; the label is the file
+    name's text after the synset, with underscores as spaces. Files that do not follow the
+    naming are ignored; a synset outside ImageNet-1k is an error.
+    """
+    folder = Path(root).expanduser() if root is not None else data_root() / "imagenet-dev"
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no image folder at {str(folder)!r}; set CAMLAB_DATA or pass the folder "
+            "(see data/README.md for where to get images)"
+        )
+    index = {s: i for i, s in enumerate(imagenet_synsets())}
+    records = []
+    for path in sorted(folder.iterdir()):
+        m = _IMAGENET_NAME.match(path.name)
+        if not m:
+            continue
+        synset = m.group(1)
+        if synset not in index:
+            raise ValueError(f"{path.name}: synset {synset} is not one of the 1000 ImageNet-1k classes")
+        records.append(ImageRecord(path, synset, index[synset], m.group(2).replace("_", " ")))
+    if not records:
+        raise FileNotFoundError(f"no image named nXXXXXXXX_label.JPEG in {str(folder)!r}")
+    return records[:limit] if limit is not None else records
+
+
+def fetch_imagenet_samples(dest: str | os.PathLike, url: str = SAMPLE_IMAGES_URL, timeout: float = 30.0) -> Path:
+    """Download the public one-image-per-class ImageNet sample set into ``dest``.
+
+    Needs the internet; offline it raises a ``RuntimeError`` that says so. Returns ``dest``.
+    """
+    import io
+    import zipfile
+
+    dest = Path(dest).expanduser()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            payload = resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise RuntimeError(
+            f"could not download the ImageNet sample images from {url} ({exc}); this needs the "
+            "internet. Offline, use camlab.data.sample_images() or point CAMLAB_DATA at a folder "
+            "of images named nXXXXXXXX_label.JPEG"
+        ) from exc
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        for member in zf.namelist():
+            name = Path(member).name
+            if _IMAGENET_NAME.match(name):
+                (dest / name).write_bytes(zf.read(member))
+    return dest
+
+
+@dataclass(frozen=True)
+class NamedImage:
+    """An image with a display name and, when known, its ImageNet class index."""
+
+    name: str
+    image: Image.Image
+    class_index: int | None = None
+
+
+def pick_images(
+    root: str | os.PathLike | None = None,
+    n_images: int = 4,
+    seed: int = 0,
+    folder: str = "imagenet-dev",
+) -> list[NamedImage]:
+    """``n_images`` images for a notebook: a seeded random choice from ``<data root>/<folder>``
+    when that folder exists, else the package sample images (in their fixed order).
+
+    ``folder`` may also be ``"paper-figures"``; ``n_images=None`` takes them all.
+    """
+    import random
+
+    path = data_root(root) / folder
+    if path.is_dir():
+        records = imagenet_folder(path)
+        if n_images is not None and n_images < len(records):
+            records = sorted(random.Random(seed).sample(records, n_images), key=lambda r: r.path.name)
+        return [NamedImage(r.label, r.load(), r.class_index) for r in records]
+    samples = list(sample_images().items())
+    return [NamedImage(name, im) for name, im in samples[: n_images if n_images is not None else None]]

@@ -1,0 +1,35 @@
+"""Choosing the torch device a model and its explanations run on."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["resolve_device", "module_device"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"`` (or ``None``) into CUDA when present, else the CPU.
+
+    Any other value is passed to :class:`torch.device`; asking for CUDA on a machine
+    without it is an error that says so, not a failure deep inside torch.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for CUDA, but no CUDA device is available here; use 'auto' or 'cpu'")
+    return dev
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (or buffer); the CPU for a module with neither."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,44 @@
+"""The one result type that every CAM method returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["Explanation"]
+
+
+@dataclass
+class Explanation:
+    """Heatmaps for a batch of images, with what it cost to compute them.
+
+    Attributes:
+        heatmaps: float tensor B×H×W in [0, 1], on the CPU, at the input's resolution.
+        targets: long tensor (B,) of the explained class indices.
+        scores: softmax probability of each target on the clean input (B,).
+        n_forward: images pushed through the model in total (a batch of B counts B).
+        seconds: wall time of the call.
+        method: registered name of the method that produced it.
+        layer: dotted name of the target layer.
+        params: the method's parameters, for the record.
+        extras: method-specific intermediates (e.g. cluster labels), kept on the CPU.
+    """
+
+    heatmaps: torch.Tensor
+    targets: torch.Tensor
+    scores: torch.Tensor
+    n_forward: int
+    seconds: float
+    method: str = ""
+    layer: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.heatmaps.shape[0])
+
+    def numpy(self):
+        """The heatmaps as a float32 numpy array B×H×W."""
+        return self.heatmaps.detach().cpu().numpy()

@@ -1,0 +1,188 @@
+"""The one pipeline that every CAM method runs through.
+
+``BaseCAM.__call__`` validates the input, resolves the targets, runs one forward pass with the
+target layer captured (and ``torch.autograd.grad`` for methods that need gradients), asks the
+method for channel weights or a spatial map through the single override point
+:meth:`BaseCAM.compute`, and finishes with the shared post-processing of the spec (§1):
+weighted sum, ReLU, bilinear upsampling and min-max normalisation. Everything stays in torch on
+the model's device until the heatmaps are returned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..device import module_device
+from ..explanation import Explanation
+from ..layers import capture, resolve_layer
+
+__all__ = ["BaseCAM", "Context", "normalize_maps", "upsample", "resolve_targets", "check_input"]
+
+Targets = int | Sequence[int] | torch.Tensor | None
+
+
+def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
+    """Min-max normalise each map of a (B×…×)h×w stack to [0, 1].
+
+    A map whose range is below ``rtol`` of its magnitude (or below ``atol``) is constant up to
+    rounding — for instance a constant map after bilinear upsampling — and becomes zeros, never
+    NaN or amplified rounding noise.
+    """
+    flat = maps.flatten(-2)
+    lo = flat.min(dim=-1, keepdim=True).values
+    hi = flat.max(dim=-1, keepdim=True).values
+    span = hi - lo
+    flat_enough = span <= torch.maximum(rtol * torch.maximum(hi.abs(), lo.abs()), torch.full_like(span, atol))
+    out = torch.where(flat_enough, torch.zeros_like(flat), (flat - lo) / span.clamp_min(atol))
+    return out.view_as(maps)
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling (half-pixel centres) of B×h×w or B×Q×h×w maps to ``size``."""
+    if maps.dim() == 3:
+        return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def check_input(x: Any) -> torch.Tensor:
+    """Insist on a floating B×C×H×W tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor batch B×3×H×W, not {type(x).__name__}; use classifier.preprocess(images)")
+    if x.dim() != 4:
+        hint = " (for one image use x.unsqueeze(0))" if x.dim() == 3 else ""
+        raise ValueError(f"x must be a 4-D batch B×3×H×W; got a {x.dim()}-D tensor of shape {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, not {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError("x is an empty batch")
+    return x
+
+
+def resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
+    """``None`` → top-1 per image; an int → that class for all; a sequence → one per image."""
+    batch, n_classes = logits.shape
+    if targets is None:
+        return logits.argmax(dim=1)
+    if isinstance(targets, int) and not isinstance(targets, bool):
+        t = torch.full((batch,), targets, dtype=torch.long)
+    else:
+        t = torch.as_tensor(targets).long().flatten()
+        if t.numel() != batch:
+            raise ValueError(f"targets has {t.numel()} entries for a batch of {batch} images")
+    bad = t[(t < 0) | (t >= n_classes)]
+    if bad.numel():
+        raise ValueError(f"target class {int(bad[0])} is out of range: the model has {n_classes} classes (0 … {n_classes - 1})")
+    return t.to(logits.device)
+
+
+@dataclass
+class Context:
+    """What one forward pass of the pipeline produced, handed to :meth:`BaseCAM.compute`."""
+
+    x: torch.Tensor  # B×3×H×W input on the model's device
+    logits: torch.Tensor  # B×C, detached
+    activations: torch.Tensor  # B×N×h×w at the target layer, detached
+    targets: torch.Tensor  # (B,) long
+    gradients: torch.Tensor | None = None  # ∂logit_target/∂activations, B×N×h×w
+    n_forward: int = 0  # images pushed through the model so far
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class BaseCAM:
+    """Base class of every CAM method. Subclasses override :meth:`compute` only.
+
+    Args:
+        module: the classifier (an ``nn.Module``, usually ``Classifier.module``).
+        target_layer: dotted layer name or the layer module.
+        batch_size: images per forward pass for methods that run many (masked inputs).
+    """
+
+    name: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = False
+    relu: ClassVar[bool] = True  # ReLU before upsampling (spec §1); a method may opt out
+
+    def __init__(self, module: nn.Module, target_layer: str | nn.Module, batch_size: int = 32):
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module must be a torch nn.Module (e.g. classifier.module), not {type(module).__name__}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        self.module = module
+        self.layer_name, self.layer = resolve_layer(module, target_layer)
+        self.batch_size = int(batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self.module)
+
+    def params(self) -> dict[str, Any]:
+        """The method's parameters, recorded in every :class:`Explanation`."""
+        return {"target_layer": self.layer_name}
+
+    def compute(self, ctx: Context) -> torch.Tensor:
+        """Return channel weights (B×N) or a spatial map (B×h×w). The one override point."""
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, targets: Targets = None) -> Explanation:
+        start = time.perf_counter()
+        x = check_input(x).to(self.device)
+        if self.module.training:
+            raise RuntimeError("the model is in training mode; call module.eval() first (batch norm and dropout change the maps)")
+        with capture(self.module, self.layer, gradients=self.needs_gradients) as cap:
+            with torch.set_grad_enabled(self.needs_gradients):
+                logits = self.module(x)
+            if cap.activations is None:
+                raise RuntimeError(f"the forward pass never reached layer {self.layer_name!r}")
+            t = resolve_targets(targets, logits)
+            grads = None
+            if self.needs_gradients:
+                grads = cap.grad(logits.gather(1, t[:, None]).sum()).detach()
+            acts = cap.activations.detach()
+        if acts.dim() != 4:
+            raise ValueError(f"layer {self.layer_name!r} outputs shape {tuple(acts.shape)}; CAM methods need B×N×h×w feature maps")
+        logits = logits.detach()
+        ctx = Context(x=x, logits=logits, activations=acts, targets=t, gradients=grads, n_forward=x.shape[0])
+        with torch.no_grad():
+            out = self.compute(ctx)
+            cam = self.combine(out, acts)
+            heat = self.postprocess(cam, tuple(x.shape[-2:]))
+        if not torch.isfinite(heat).all():
+            raise RuntimeError(f"{type(self).__name__} produced a non-finite heatmap; please report this as a bug")
+        scores = logits.softmax(dim=1).gather(1, t[:, None]).squeeze(1)
+        return Explanation(
+            heatmaps=heat.float().cpu(),
+            targets=t.cpu(),
+            scores=scores.cpu(),
+            n_forward=ctx.n_forward,
+            seconds=time.perf_counter() - start,
+            method=self.name,
+            layer=self.layer_name,
+            params=self.params(),
+            extras={k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in ctx.extras.items()},
+        )
+
+    @staticmethod
+    def combine(out: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """Channel weights B×N → Σ_n w_n F_n (B×h×w); a spatial map passes through."""
+        if out.dim() == 2:
+            if out.shape[1] != acts.shape[1]:
+                raise RuntimeError(f"{out.shape[1]} weights for {acts.shape[1]} channels")
+            return torch.einsum("bn,bnhw->bhw", out.to(acts.dtype), acts)
+        if out.dim() == 3:
+            return out
+        raise RuntimeError(f"compute() must return B×N weights or a B×h×w map, got shape {tuple(out.shape)}")
+
+    def postprocess(self, cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """s(Up(ReLU(cam))) — spec §1."""
+        if self.relu:
+            cam = cam.clamp_min(0)
+        return normalize_maps(upsample(cam, size))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"

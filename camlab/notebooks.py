@@ -1,0 +1,128 @@
+"""Running the workbook's notebooks: papermill execution, HTML export, output stripping.
+
+``python -m camlab.notebooks run notebooks build/notebooks`` executes every ``NN_*.ipynb`` on its
+default parameters (``-p name value`` overrides one for all), writes the executed copy and its
+HTML beside it; ``python -m camlab.notebooks strip notebooks`` removes outputs before a commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["notebook_paths", "run_notebook", "export_html", "strip_outputs", "parameters_of"]
+
+
+def notebook_paths(folder: str | Path = "notebooks") -> list[Path]:
+    """The numbered notebooks of ``folder`` (``NN_name.ipynb``), in order."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def parameters_of(path: str | Path) -> str | None:
+    """Source of the cell tagged ``parameters``, or ``None``."""
+    nb = json.loads(Path(path).read_text())
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell.get("source", "")
+            return "".join(src) if isinstance(src, list) else src
+    return None
+
+
+def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None, html: bool = True, timeout: int | None = None) -> Path:
+    """Execute ``path`` with papermill (kernel ``python3``, cwd = the notebook's folder).
+
+    Returns the executed notebook's path in ``out_dir``; with ``html`` also writes its HTML.
+    """
+    import papermill as pm
+
+    path, out_dir = Path(path).resolve(), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / path.name
+    pm.execute_notebook(
+        str(path),
+        str(out),
+        parameters=parameters or {},
+        kernel_name="python3",
+        cwd=str(path.parent),
+        progress_bar=False,
+        execution_timeout=timeout,
+    )
+    if html:
+        export_html(out)
+    return out
+
+
+def export_html(path: str | Path) -> Path:
+    """Write ``path`` as HTML beside it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    path = Path(path)
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(path), as_version=4))
+    target = path.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def strip_outputs(path: str | Path) -> bool:
+    """Remove outputs and execution counts in place; return whether the file changed."""
+    path = Path(path)
+    text = path.read_text()
+    nb = json.loads(text)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
+        cell.get("metadata", {}).pop("papermill", None)
+    nb.get("metadata", {}).pop("papermill", None)
+    new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    if new != text:
+        path.write_text(new)
+        return True
+    return False
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m camlab.notebooks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute notebooks with papermill and export HTML")
+    run.add_argument("folder", nargs="?", default="notebooks")
+    run.add_argument("out", nargs="?", default="build/notebooks")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="override a parameter (JSON value) in every notebook")
+    run.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
+    strip = sub.add_parser("strip", help="remove outputs from committed notebooks")
+    strip.add_argument("folder", nargs="?", default="notebooks")
+    args = parser.parse_args(argv)
+
+    if args.command == "strip":
+        for p in sorted(Path(args.folder).glob("*.ipynb")):
+            if strip_outputs(p):
+                print(f"stripped {p}")
+        return 0
+    params = {name: _parse_value(value) for name, value in args.parameter}
+    paths = [p for p in notebook_paths(args.folder) if args.only is None or args.only in p.name]
+    if not paths:
+        print(f"no notebooks in {args.folder}", file=sys.stderr)
+        return 1
+    for p in paths:
+        start = time.perf_counter()
+        print(f"running {p.name} …", flush=True)
+        out = run_notebook(p, args.out, params)
+        print(f"  {out} and {out.with_suffix('.html').name} in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Figures: a heatmap over its image, and a grid of images × methods.
+
+Every notebook uses these two, so the workbook has one figure style.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from .explanation import Explanation
+
+__all__ = ["to_rgb_array", "overlay", "grid"]
+
+
+def to_rgb_array(image) -> np.ndarray:
+    """A PIL image, an H×W×3 array or a 3×H×W tensor in [0, 1] → float H×W×3 array in [0, 1]."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if isinstance(image, torch.Tensor):
+        arr = image.detach().cpu().float()
+        if arr.dim() == 3 and arr.shape[0] in (1, 3):
+            arr = arr.permute(1, 2, 0)
+        arr = arr.numpy()
+    else:
+        arr = np.asarray(image, dtype=np.float32)
+    if arr.max() > 1.0:
+        arr = arr / 255.0
+    if arr.ndim == 2 or arr.shape[-1] == 1:
+        arr = np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _heat_array(heatmap) -> np.ndarray:
+    if isinstance(heatmap, torch.Tensor):
+        heatmap = heatmap.detach().cpu().float().numpy()
+    return np.asarray(heatmap, dtype=np.float32).squeeze()
+
+
+def overlay(image, heatmap, ax=None, alpha: float = 0.5, cmap: str = "jet", title: str | None = None):
+    """Draw ``heatmap`` (H×W in [0, 1]) over ``image`` on ``ax`` (a new one if ``None``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    rgb = to_rgb_array(image)
+    ax.imshow(rgb)
+    if heatmap is not None:
+        heat = _heat_array(heatmap)
+        if heat.shape != rgb.shape[:2]:
+            raise ValueError(f"heatmap {heat.shape} and image {rgb.shape[:2]} differ in size")
+        ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def grid(
+    images: Sequence,
+    heatmaps: Mapping[str, torch.Tensor | Explanation | Sequence],
+    row_titles: Sequence[str] | None = None,
+    show_image: bool = True,
+    size: float = 2.4,
+    alpha: float = 0.5,
+):
+    """A figure with one row per image and one column per method (plus the image itself).
+
+    ``heatmaps`` maps a column title to a B×H×W tensor, an :class:`Explanation`, or a list of
+    H×W maps, in the order of ``images``.
+    """
+    columns = {k: (v.heatmaps if isinstance(v, Explanation) else v) for k, v in heatmaps.items()}
+    n_rows, n_cols = len(images), len(columns) + int(show_image)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for r, image in enumerate(images):
+        c = 0
+        if show_image:
+            overlay(image, None, ax=axes[r, 0], title=row_titles[r] if row_titles else None)
+            c = 1
+        for j, (title, maps) in enumerate(columns.items()):
+            overlay(image, maps[r], ax=axes[r, c + j], alpha=alpha, title=title if r == 0 else None)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,75 @@
+import urllib.error
+
+import pytest
+
+import camlab
+from camlab import data
+from camlab.models import imagenet_categories, imagenet_synsets
+
+
+def test_sample_images_ship_with_packages():
+    images = data.sample_images()
+    assert set(images) == {"astronaut", "chelsea", "coffee", "rocket", "grace_hopper"}
+    assert all(im.mode == "RGB" and min(im.size) >= 200 for im in images.values())
+
+
+def test_synsets_and_categories_are_the_imagenet_1k_lists():
+    syn = imagenet_synsets()
+    assert len(syn) == 1000 and list(syn) == sorted(syn) and len(set(syn)) == 1000
+    assert syn[0] == "n01440764" and imagenet_categories()[0] == "tench"
+    assert len(imagenet_categories()) == 1000
+
+
+def test_imagenet_folder(dev_records):
+    assert len(dev_records) == 200
+    by_name = {r.path.name: r for r in dev_records}
+    tench = by_name["n01440764_tench.JPEG"]
+    assert tench.class_index == 0 and tench.label == "tench" and tench.synset == "n01440764"
+    # the dev set holds every fifth class of the sorted synsets
+    assert sorted(r.class_index for r in dev_records) == list(range(0, 1000, 5))
+    for r in dev_records:
+        assert imagenet_synsets()[r.class_index] == r.synset
+
+
+def test_imagenet_folder_labels_with_underscores(data_root):
+    records = data.imagenet_folder(data_root / "paper-figures")
+    labels = {r.label for r in records}
+    assert "indigo bunting" in labels and "bald eagle" in labels
+    assert {r.class_index for r in records if r.label == "cock"} == {7}
+
+
+def test_imagenet_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no image folder"):
+        data.imagenet_folder(tmp_path / "missing")
+    (tmp_path / "readme.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="nXXXXXXXX_label"):
+        data.imagenet_folder(tmp_path)
+    (tmp_path / "n99999999_unicorn.JPEG").write_bytes(b"")
+    with pytest.raises(ValueError, match="n99999999"):
+        data.imagenet_folder(tmp_path)
+
+
+def test_data_root_setting(monkeypatch, tmp_path):
+    assert data.data_root(tmp_path) == tmp_path
+    monkeypatch.setenv("CAMLAB_DATA", str(tmp_path))
+    assert data.data_root() == tmp_path
+    monkeypatch.delenv("CAMLAB_DATA")
+    assert data.data_root().name == "data"
+
+
+def test_pick_images_prefers_the_dev_folder_and_falls_back(data_root, tmp_path):
+    picked = data.pick_images(data_root, n_images=3, seed=1)
+    assert len(picked) == 3 and all(p.class_index is not None for p in picked)
+    assert [p.name for p in picked] == [p.name for p in data.pick_images(data_root, n_images=3, seed=1)]
+    fallback = data.pick_images(tmp_path, n_images=2)
+    assert [p.name for p in fallback] == ["astronaut", "chelsea"]
+
+
+def test_fetch_fails_clearly_offline(monkeypatch, tmp_path):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(RuntimeError, match="needs the internet"):
+        camlab.data.fetch_imagenet_samples(tmp_path / "imgs")
+    assert not (tmp_path / "imgs").exists()

@@ -1,0 +1,42 @@
+"""Every notebook is committed clean, has a parameters cell, and runs under papermill."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from camlab.notebooks import notebook_paths, parameters_of, run_notebook
+
+NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
+
+# Small parameters for the test run; each notebook's defaults are what `make run` uses.
+SMALL = {
+    "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu"},
+}
+
+
+def test_there_are_notebooks():
+    assert [p.stem for p in NOTEBOOKS][:1] == ["01_vanilla_cam"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_clean_with_parameters(path):
+    nb = json.loads(path.read_text())
+    outputs = [c for c in nb["cells"] if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not outputs, f"{path.name} is committed with outputs: run `make strip`"
+    params = parameters_of(path)
+    assert params is not None, f"{path.name} has no cell tagged 'parameters'"
+    for name in ("device", "data_root", "n_images", "seed"):
+        assert f"{name} =" in params, f"{path.name}: parameters cell lacks {name}"
+    assert 'device = "auto"' in params
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_with_small_parameters(path, tmp_path, data_root):
+    out = run_notebook(path, tmp_path, {"data_root": str(data_root), **SMALL.get(path.stem, {})})
+    nb = json.loads(out.read_text())
+    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} drew no figure"
+    assert out.with_suffix(".html").is_file()
