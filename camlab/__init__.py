@@ -13,14 +13,37 @@ from .device import resolve_device
 from .explanation import Explanation
 from .images import load_image
 from .layers import capture, layer_names, resolve_layer
-from .methods import CAM, METHODS, BaseCAM
+from . import masking
+from .maps import normalize_maps, upsample
+from .methods import (
+    CAM,
+    METHODS,
+    AblationCAM,
+    BaseCAM,
+    GradCAM,
+    GradCAMpp,
+    GroupCAM,
+    ScoreCAM,
+    SmoothGradCAMpp,
+    XGradCAM,
+)
 from .models import MODELS, Classifier, load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AblationCAM",
     "BaseCAM",
     "CAM",
+    "GradCAM",
+    "GradCAMpp",
+    "GroupCAM",
+    "ScoreCAM",
+    "SmoothGradCAMpp",
+    "XGradCAM",
+    "masking",
+    "normalize_maps",
+    "upsample",
     "Classifier",
     "Explanation",
     "METHODS",

@@ -1,10 +1,24 @@
 """CAM methods, all on one pipeline (:class:`BaseCAM`), registered by name in :data:`METHODS`."""
 
-from .base import BaseCAM, Context, normalize_maps, upsample
+from .base import BaseCAM, Context
 from .cam import CAM
+from .gradient import GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM
+from .perturbation import AblationCAM, GroupCAM, ScoreCAM
 
 METHODS: dict[str, type[BaseCAM]] = {
-    CAM.name: CAM,
+    m.name: m for m in (CAM, GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM, AblationCAM, ScoreCAM, GroupCAM)
 }
 
-__all__ = ["BaseCAM", "Context", "CAM", "METHODS", "normalize_maps", "upsample"]
+__all__ = [
+    "METHODS",
+    "BaseCAM",
+    "Context",
+    "CAM",
+    "GradCAM",
+    "GradCAMpp",
+    "SmoothGradCAMpp",
+    "XGradCAM",
+    "AblationCAM",
+    "ScoreCAM",
+    "GroupCAM",
+]

@@ -15,39 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..device import module_device
 from ..explanation import Explanation
 from ..layers import capture, resolve_layer
+from ..maps import normalize_maps, upsample
 
-__all__ = ["BaseCAM", "Context", "normalize_maps", "upsample", "resolve_targets", "check_input"]
+__all__ = ["BaseCAM", "Context", "resolve_targets", "check_input"]
 
 Targets = int | Sequence[int] | torch.Tensor | None
-
-
-def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
-    """Min-max normalise each map of a (B×…×)h×w stack to [0, 1].
-
-    A map whose range is below ``rtol`` of its magnitude (or below ``atol``) is constant up to
-    rounding — for instance a constant map after bilinear upsampling — and becomes zeros, never
-    NaN or amplified rounding noise.
-    """
-    flat = maps.flatten(-2)
-    lo = flat.min(dim=-1, keepdim=True).values
-    hi = flat.max(dim=-1, keepdim=True).values
-    span = hi - lo
-    flat_enough = span <= torch.maximum(rtol * torch.maximum(hi.abs(), lo.abs()), torch.full_like(span, atol))
-    out = torch.where(flat_enough, torch.zeros_like(flat), (flat - lo) / span.clamp_min(atol))
-    return out.view_as(maps)
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling (half-pixel centres) of B×h×w or B×Q×h×w maps to ``size``."""
-    if maps.dim() == 3:
-        return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
 def check_input(x: Any) -> torch.Tensor:
