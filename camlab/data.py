@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from PIL import Image
 
@@ -144,18 +145,26 @@ def pick_images(
     n_images: int = 4,
     seed: int = 0,
     folder: str = "imagenet-dev",
+    labels: Sequence[str] | None = None,
 ) -> list[NamedImage]:
     """``n_images`` images for a notebook: a seeded random choice from ``<data root>/<folder>``
     when that folder exists, else the package sample images (in their fixed order).
 
-    ``folder`` may also be ``"paper-figures"``; ``n_images=None`` takes them all.
+    ``folder`` may also be ``"paper-figures"``; ``labels`` keeps the images of those classes, in
+    that order (a label the folder lacks is an error); ``n_images=None`` takes them all.
     """
     import random
 
     path = data_root(root) / folder
     if path.is_dir():
         records = imagenet_folder(path)
-        if n_images is not None and n_images < len(records):
+        if labels is not None:
+            by_label = {r.label: r for r in records}
+            missing = [label for label in labels if label not in by_label]
+            if missing:
+                raise ValueError(f"no image of {missing} in {str(path)!r}; it has: {', '.join(sorted(by_label))}")
+            records = [by_label[label] for label in labels][:n_images]
+        elif n_images is not None and n_images < len(records):
             records = sorted(random.Random(seed).sample(records, n_images), key=lambda r: r.path.name)
         return [NamedImage(r.label, r.load(), r.class_index) for r in records]
     samples = list(sample_images().items())

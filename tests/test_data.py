@@ -61,6 +61,10 @@ def test_pick_images_prefers_the_dev_folder_and_falls_back(data_root, tmp_path):
     picked = data.pick_images(data_root, n_images=3, seed=1)
     assert len(picked) == 3 and all(p.class_index is not None for p in picked)
     assert [p.name for p in picked] == [p.name for p in data.pick_images(data_root, n_images=3, seed=1)]
+    fig1 = data.pick_images(data_root, folder="paper-figures", labels=["ostrich", "cock"])
+    assert [p.name for p in fig1] == ["ostrich", "cock"] and [p.class_index for p in fig1] == [9, 7]
+    with pytest.raises(ValueError, match="unicorn"):
+        data.pick_images(data_root, folder="paper-figures", labels=["unicorn"])
     fallback = data.pick_images(tmp_path, n_images=2)
     assert [p.name for p in fallback] == ["astronaut", "chelsea"]
 

@@ -12,11 +12,13 @@ NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
 # Small parameters for the test run; each notebook's defaults are what `make run` uses.
 SMALL = {
     "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu"},
+    "02_gradient_cams": {"n_images": 1, "n_samples": 2},
+    "03_gradient_free_cams": {"n_images": 1, "layer": "blocks.6", "n_groups": 4, "compare_conventions": False},
 }
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:1] == ["01_vanilla_cam"]
+    assert [p.stem for p in NOTEBOOKS][:3] == ["01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

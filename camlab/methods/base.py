@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
-from ..device import module_device
+from ..device import default_batch_size, module_device
 from ..explanation import Explanation
 from ..layers import capture, resolve_layer
 from ..maps import normalize_maps, upsample
@@ -77,21 +77,26 @@ class BaseCAM:
     Args:
         module: the classifier (an ``nn.Module``, usually ``Classifier.module``).
         target_layer: dotted layer name or the layer module.
-        batch_size: images per forward pass for methods that run many (masked inputs).
+        batch_size: images per forward pass for methods that run many (masked inputs);
+            ``None`` picks :func:`camlab.device.default_batch_size` for the model's device.
     """
 
     name: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
     relu: ClassVar[bool] = True  # ReLU before upsampling (spec §1); a method may opt out
 
-    def __init__(self, module: nn.Module, target_layer: str | nn.Module, batch_size: int = 32):
+    def __init__(self, module: nn.Module, target_layer: str | nn.Module, batch_size: int | None = None):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch nn.Module (e.g. classifier.module), not {type(module).__name__}")
-        if int(batch_size) < 1:
+        if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         self.module = module
         self.layer_name, self.layer = resolve_layer(module, target_layer)
-        self.batch_size = int(batch_size)
+        self._batch_size = None if batch_size is None else int(batch_size)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size if self._batch_size is not None else default_batch_size(self.device)
 
     @property
     def device(self) -> torch.device:

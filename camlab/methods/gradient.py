@@ -90,7 +90,7 @@ class SmoothGradCAMpp(BaseCAM):
     name = "smoothgradcampp"
     needs_gradients = True
 
-    def __init__(self, module: nn.Module, target_layer, n_samples: int = 8, noise_std: float = 0.15, seed: int = 0, batch_size: int = 16):
+    def __init__(self, module: nn.Module, target_layer, n_samples: int = 8, noise_std: float = 0.15, seed: int = 0, batch_size: int | None = None):
         super().__init__(module, target_layer, batch_size=batch_size)
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")

@@ -54,7 +54,7 @@ class ScoreCAM(BaseCAM):
 
     name = "scorecam"
 
-    def __init__(self, module: nn.Module, target_layer, score: str = "softmax", baseline: Baseline = "zeros", weighting: str = "paper", align_corners: bool = False, batch_size: int = 32):
+    def __init__(self, module: nn.Module, target_layer, score: str = "softmax", baseline: Baseline = "zeros", weighting: str = "paper", align_corners: bool = False, batch_size: int | None = None):
         super().__init__(module, target_layer, batch_size=batch_size)
         self.score = _check_score(score)
         self.align_corners = bool(align_corners)
@@ -190,7 +190,7 @@ class GroupCAM(BaseCAM):
     name = "groupcam"
     needs_gradients = True
 
-    def __init__(self, module: nn.Module, target_layer, n_groups: int = 32, score: str = "softmax", baseline: Baseline = "blur", batch_size: int = 32):
+    def __init__(self, module: nn.Module, target_layer, n_groups: int = 32, score: str = "softmax", baseline: Baseline = "blur", batch_size: int | None = None):
         super().__init__(module, target_layer, batch_size=batch_size)
         if int(n_groups) < 1:
             raise ValueError(f"n_groups must be ≥ 1, got {n_groups}")

@@ -1,0 +1,159 @@
+"""Time every camlab method beside its pytorch-grad-cam / torchcam counterpart, in one run.
+
+    .venv/bin/python benchmarks/bench_methods.py                 # CPU, 1 image, bn2 and blocks.6
+    .venv/bin/python benchmarks/bench_methods.py --device cuda --n-images 4
+
+Same model (efficientnet_lite0), layer and images for both sides; each time is the median over
+the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUDA-synchronised).
+"floor" rows time N plain forward passes of the image at the best batch size: the least any
+method that scores N masked inputs can cost. The table goes to stdout and, as CSV, to
+benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import sys
+import warnings
+from datetime import date
+from pathlib import Path
+
+import torch
+
+import camlab
+from camlab.timing import time_call
+
+warnings.filterwarnings("ignore")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def anchors(model, layer_module):
+    """Counterparts by camlab method name: a function (x, target) → heatmap, or None."""
+    import torchcam.methods as tcm
+    from pytorch_grad_cam import AblationCAM, GradCAM, GradCAMPlusPlus, ScoreCAM, XGradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    def pgc(cls, **attrs):
+        def run(x, t):
+            with cls(model=model, target_layers=[layer_module]) as cam:
+                for k, v in attrs.items():
+                    setattr(cam, k, v)
+                return cam(input_tensor=x, targets=[ClassifierOutputTarget(t)])
+
+        return "pytorch-grad-cam " + cls.__name__, run
+
+    def tc(cls, **kw):
+        def run(x, t):
+            with cls(model, layer_module, input_shape=tuple(x.shape[1:]), **kw) as ext:
+                out = model(x) if cls is not tcm.ScoreCAM else torch.no_grad()(model)(x)
+                return ext(class_idx=t, scores=out)
+
+        return "torchcam " + cls.__name__, run
+
+    return {
+        "gradcam": [pgc(GradCAM)],
+        "gradcampp": [pgc(GradCAMPlusPlus)],
+        "xgradcam": [pgc(XGradCAM)],
+        "smoothgradcampp": [tc(tcm.SmoothGradCAMpp, num_samples=8)],
+        "scorecam": [pgc(ScoreCAM), tc(tcm.ScoreCAM)],  # their default settings
+        "ablationcam": [pgc(AblationCAM)],
+        "groupcam": [],
+    }
+
+
+def floor(model, x, n, batch_sizes=(4, 8, 16, 32, 64), repeats=1):
+    """Seconds for n forward passes of x at the best batch size, and that batch size.
+
+    Each batch size is timed on a few batches first; the full n passes run at the best two.
+    """
+    with torch.no_grad():
+        probe = {}
+        for bs in batch_sizes:
+            batch = x.expand(bs, -1, -1, -1).clone()
+            probe[bs] = time_call(lambda: model(batch), repeats=3, warmup=1, device=x.device).seconds / bs
+        candidates = sorted(batch_sizes, key=probe.get)[:2]
+    best = None
+    with torch.no_grad():
+        for bs in candidates:
+            batch = x.expand(min(bs, n), -1, -1, -1).clone()
+
+            def run():
+                done = 0
+                while done < n:
+                    k = min(bs, n - done)
+                    model(batch[:k])
+                    done += k
+
+            t = time_call(run, repeats=repeats, warmup=0, device=x.device).seconds
+            best = (t, bs) if best is None or t < best[0] else best
+    return best
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--n-images", type=int, default=1)
+    p.add_argument("--layers", default="bn2,blocks.6")
+    p.add_argument("--methods", default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam")
+    p.add_argument("--repeats", type=int, default=1, help="timed repeats per image (after one warm-up)")
+    p.add_argument("--batch-size", type=int, default=None, help="camlab's batch size (default: per device)")
+    p.add_argument("--no-anchors", action="store_true", help="time camlab only")
+    p.add_argument("--data-root", default=None)
+    args = p.parse_args(argv)
+
+    device = camlab.resolve_device(args.device)
+    clf = camlab.load_model("efficientnet_lite0", device=device)
+    picked = camlab.data.pick_images(args.data_root, n_images=args.n_images, seed=0)
+    images = [clf.preprocess(pi.image) for pi in picked]
+    model = clf.module
+    rows = []
+    print(f"efficientnet_lite0 on {device} ({platform.processor() or platform.machine()}), {len(images)} image(s), torch {torch.__version__}", flush=True)
+    for layer in args.layers.split(","):
+        _, layer_module = camlab.resolve_layer(model, layer)
+        with torch.no_grad(), camlab.capture(model, layer) as cap:
+            model(images[0])
+        n_channels = cap.activations.shape[1]
+        t_floor, bs_floor = floor(model, images[0], n_channels, repeats=args.repeats)
+        rows.append(dict(layer=layer, method=f"floor: {n_channels} forwards", implementation=f"batch size {bs_floor}", seconds=t_floor, n_forward=n_channels, ratio=""))
+        t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=5, warmup=1, device=device).seconds
+        rows.append(dict(layer=layer, method="one forward", implementation="", seconds=t_one, n_forward=1, ratio=""))
+        print(f"\n[{layer}] {n_channels} channels; one forward {t_one * 1000:.0f} ms; floor {t_floor:.2f} s (batch {bs_floor})", flush=True)
+        their = anchors(model, layer_module)
+        for name in args.methods.split(","):
+            kw = {"batch_size": args.batch_size} if args.batch_size and name in ("scorecam", "ablationcam", "groupcam", "smoothgradcampp") else {}
+            method = camlab.METHODS[name](model, layer, **kw)
+            per_image, n_fwd = [], []
+            for x in images:
+                t = time_call(lambda: method(x), repeats=args.repeats, warmup=1, device=device)
+                per_image.append(t.seconds)
+                n_fwd.append(t.result.n_forward)
+            ours = statistics.median(per_image)
+            rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=statistics.median(n_fwd), ratio=1.0))
+            vs_floor = f"  = {ours / t_floor:.2f}× the floor" if name == "scorecam" else ""
+            print(f"  {name:16s} camlab {ours:8.3f} s  ({statistics.median(n_fwd):.0f} forwards){vs_floor}", flush=True)
+            if args.no_anchors:
+                continue
+            for label, run in their.get(name, []):
+                times = []
+                for x in images:
+                    target = int(model(x).argmax())
+                    times.append(time_call(lambda: run(x, target), repeats=args.repeats, warmup=0, device=device).seconds)
+                theirs = statistics.median(times)
+                rows.append(dict(layer=layer, method=name, implementation=label, seconds=theirs, n_forward="", ratio=theirs / ours))
+                print(f"  {'':16s} {label:34s} {theirs:8.3f} s  → camlab {theirs / ours:6.1f}× faster", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench_methods_{device.type}.csv"
+    with out.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["date", "device", "layer", "method", "implementation", "seconds", "n_forward", "ratio"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({"date": date.today().isoformat(), "device": str(device), **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})
+    print(f"\nwritten {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Clustering feature maps (spec §3): K-means, and spectral clustering as separate steps.
+
+Every function works on the rows of a matrix ``X`` (n × d) — for Cluster-CAM, the N flattened
+feature maps of one image — in torch, on ``X``'s device. The spectral path is cut into the steps
+of the paper so that notebook 04 can show each one:
+
+1. :func:`pairwise_distances`  ``d(i,j) = ||x_i − x_j||``
+2. :func:`similarity`          eq 17, ``S = exp(−d / σ)``
+3. :func:`adjacency`           eq 11 (``"paper"``) or eq 12 (``"gaussian"``), thresholded at κ
+4. :func:`degree`, :func:`laplacian`   eq 13 (unnormalised) or eq 14 (normalised)
+5. :func:`spectral_embedding`  eq 15–16, eigenvectors u_2 … u_{K+1}
+6. :func:`kmeans` on the embedding
+
+:func:`spectral_clustering` runs them all and returns every intermediate; Cluster-CAM calls the
+same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "KMeansResult",
+    "kmeans",
+    "pairwise_distances",
+    "similarity",
+    "adjacency",
+    "degree",
+    "laplacian",
+    "spectral_embedding",
+    "SpectralResult",
+    "spectral_clustering",
+    "ADJACENCIES",
+    "LAPLACIANS",
+]
+
+ADJACENCIES = ("paper", "gaussian")
+LAPLACIANS = ("unnormalized", "normalized")
+
+
+@dataclass
+class KMeansResult:
+    labels: torch.Tensor  # (n,) long, every cluster non-empty
+    centers: torch.Tensor  # k × d
+    inertia: float  # Σ squared distance of each row to its centre
+    n_iter: int
+
+
+def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return (x.pow(2).sum(1, keepdim=True) - 2 * x @ c.T + c.pow(2).sum(1)[None]).clamp_min(0)
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (greedy variant off: one candidate per step), seeded."""
+    n = x.shape[0]
+    first = int(torch.randint(n, (1,), generator=gen))
+    centers = [x[first]]
+    d2 = _sq_dist(x, x[first : first + 1])[:, 0]
+    for _ in range(1, k):
+        total = float(d2.sum())
+        if total <= 0:  # fewer distinct rows than k: any row not yet chosen
+            idx = int(torch.randint(n, (1,), generator=gen))
+        else:
+            idx = int(torch.multinomial((d2 / total).cpu().double(), 1, generator=gen))
+        centers.append(x[idx])
+        d2 = torch.minimum(d2, _sq_dist(x, x[idx : idx + 1])[:, 0])
+    return torch.stack(centers)
+
+
+def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 100, tol: float = 1e-6) -> KMeansResult:
+    """Lloyd's K-means on the rows of ``x`` with k-means++ seeding; the best of ``n_init`` runs.
+
+    A cluster that empties during an iteration is re-seeded with the row farthest from its
+    centre, so the result always has ``k`` non-empty clusters. Deterministic for a given ``seed``.
+
+    Raises:
+        ValueError: ``k`` < 1 or larger than the number of rows.
+    """
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"cannot make {k} clusters of {n} rows: k must be in [1, {n}]")
+    x = x.float()
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    best: KMeansResult | None = None
+    for _ in range(max(1, n_init)):
+        centers = _kmeans_pp(x, k, gen)
+        labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
+        for it in range(1, max_iter + 1):
+            d2 = _sq_dist(x, centers)
+            new = d2.argmin(1)
+            counts = torch.bincount(new, minlength=k)
+            for empty in (counts == 0).nonzero().flatten().tolist():  # re-seed an empty cluster
+                far = int(d2.gather(1, new[:, None])[:, 0].argmax())
+                new[far] = empty
+                d2[far] = 0
+                counts = torch.bincount(new, minlength=k)
+            moved = bool((new != labels).any())
+            labels = new
+            sums = torch.zeros_like(centers).index_add_(0, labels, x)
+            new_centers = sums / counts.clamp_min(1)[:, None].to(x.dtype)
+            shift = float((new_centers - centers).pow(2).sum())
+            centers = new_centers
+            if not moved or shift <= tol * float(x.var(0).sum().clamp_min(1e-30)):
+                break
+        inertia = float(_sq_dist(x, centers).gather(1, labels[:, None]).sum())
+        if best is None or inertia < best.inertia:
+            best = KMeansResult(labels, centers, inertia, it)
+    return best
+
+
+def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between the rows of ``x`` (n × n, exact zeros on the diagonal)."""
+    d = _sq_dist(x.double(), x.double()).sqrt()
+    d.fill_diagonal_(0)
+    return d.to(x.dtype)
+
+
+def similarity(d: torch.Tensor, sigma: float | None = None) -> tuple[torch.Tensor, float]:
+    """Eq 17: ``S = exp(−d / σ)``. ``σ=None`` uses the median off-diagonal distance.
+
+    Returns ``(S, σ)``. ``σ = 1`` is the paper's literal formula, under which almost every
+    similarity of raw activations underflows to 0.
+    """
+    n = d.shape[0]
+    if sigma is None:
+        off = d[~torch.eye(n, dtype=torch.bool, device=d.device)]
+        sigma = float(off.median()) if off.numel() else 1.0
+        sigma = sigma if sigma > 0 else 1.0
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    return torch.exp(-d / sigma), float(sigma)
+
+
+def adjacency(s: torch.Tensor, d: torch.Tensor | None = None, kind: str = "paper", kappa: float = 0.0, tau: float = 1.0) -> torch.Tensor:
+    """Eq 11 (``"paper"``): ``A = exp(−(1 − S) / τ)``; eq 12 (``"gaussian"``): ``A = exp(−d² / τ²)``.
+
+    Both keep an edge only where ``S > κ``; the diagonal is 0.
+    """
+    if kind not in ADJACENCIES:
+        raise ValueError(f"unknown adjacency {kind!r}; use one of {ADJACENCIES}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    if kind == "paper":
+        a = torch.exp(-(1 - s) / tau)
+    else:
+        if d is None:
+            raise ValueError("the gaussian adjacency (eq 12) needs the distances d")
+        a = torch.exp(-(d**2) / tau**2)
+    a = torch.where(s > kappa, a, torch.zeros_like(a))
+    a.fill_diagonal_(0)
+    return a
+
+
+def degree(a: torch.Tensor) -> torch.Tensor:
+    """Degree of each vertex, ``D(i,i) = Σ_j A(i,j)`` (the diagonal, as a vector)."""
+    return a.sum(1)
+
+
+def laplacian(a: torch.Tensor, kind: str = "normalized") -> torch.Tensor:
+    """Eq 13: ``L = D − A``; eq 14: ``L_N = I − D^{-1/2} A D^{-1/2}``.
+
+    In the normalised form an isolated vertex (degree 0) gets degree 1, so its row is that of
+    the identity instead of a division by zero.
+    """
+    if kind not in LAPLACIANS:
+        raise ValueError(f"unknown laplacian {kind!r}; use one of {LAPLACIANS}")
+    deg = degree(a)
+    if kind == "unnormalized":
+        return torch.diag(deg) - a
+    inv_sqrt = deg.where(deg > 0, torch.ones_like(deg)).rsqrt()
+    return torch.eye(a.shape[0], dtype=a.dtype, device=a.device) - inv_sqrt[:, None] * a * inv_sqrt[None, :]
+
+
+def spectral_embedding(lap: torch.Tensor, n_eigvecs: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq 15–16: eigenvalues (ascending), eigenvectors, and the embedding ``B = [u_2 … u_{K+1}]``.
+
+    Raises:
+        ValueError: ``n_eigvecs`` < 1 or ≥ the number of vertices.
+    """
+    n = lap.shape[0]
+    if not 1 <= n_eigvecs < n:
+        raise ValueError(f"n_eigvecs={n_eigvecs} must be in [1, {n - 1}] for {n} vertices")
+    sym = (lap + lap.T) / 2
+    vals, vecs = torch.linalg.eigh(sym.double())
+    # fix each eigenvector's sign (largest-magnitude entry positive) so results are reproducible
+    signs = torch.sign(vecs.gather(0, vecs.abs().argmax(0, keepdim=True)))
+    vecs = vecs * torch.where(signs == 0, torch.ones_like(signs), signs)
+    return vals.to(lap.dtype), vecs.to(lap.dtype), vecs[:, 1 : n_eigvecs + 1].to(lap.dtype)
+
+
+@dataclass
+class SpectralResult:
+    """Every intermediate of spectral clustering, for the derivation notebook."""
+
+    distances: torch.Tensor
+    sigma: float
+    similarity: torch.Tensor
+    adjacency: torch.Tensor
+    laplacian: torch.Tensor
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor
+    embedding: torch.Tensor
+    labels: torch.Tensor
+    n_components: int  # connected components of the graph
+
+
+def _n_components(a: torch.Tensor) -> int:
+    import scipy.sparse
+    import scipy.sparse.csgraph
+
+    graph = scipy.sparse.csr_matrix((a > 0).cpu().numpy())
+    return int(scipy.sparse.csgraph.connected_components(graph, directed=False)[0])
+
+
+def spectral_clustering(
+    x: torch.Tensor,
+    n_clusters: int,
+    n_eigvecs: int = 3,
+    laplacian_kind: str = "normalized",
+    adjacency_kind: str = "paper",
+    sigma: float | None = None,
+    kappa: float = 0.0,
+    tau: float = 1.0,
+    seed: int = 0,
+) -> SpectralResult:
+    """Spectral clustering of the rows of ``x`` into ``n_clusters`` (spec §3, steps 1–7).
+
+    Raises:
+        ValueError: the graph has no edge at all (κ too high for these similarities), or the
+            parameters are out of range.
+    """
+    n = x.shape[0]
+    if not 1 <= n_clusters <= n:
+        raise ValueError(f"cannot make {n_clusters} clusters of {n} rows")
+    d = pairwise_distances(x.float())
+    s, sigma = similarity(d, sigma)
+    a = adjacency(s, d, adjacency_kind, kappa, tau)
+    if not bool((a > 0).any()):
+        raise ValueError(
+            f"the similarity graph has no edge: every similarity is ≤ kappa={kappa} "
+            f"(largest off-diagonal similarity {float(s.fill_diagonal_(0).max()):.3g} with sigma={sigma:.3g}); lower kappa"
+        )
+    lap = laplacian(a, laplacian_kind)
+    vals, vecs, emb = spectral_embedding(lap, n_eigvecs)
+    labels = kmeans(emb, n_clusters, seed=seed).labels
+    return SpectralResult(d, sigma, s, a, lap, vals, vecs, emb, labels, _n_components(a))
