@@ -61,6 +61,8 @@ def anchors(model, layer_module):
         "scorecam": [pgc(ScoreCAM), tc(tcm.ScoreCAM)],  # their default settings
         "ablationcam": [pgc(AblationCAM)],
         "groupcam": [],
+        "clustercam": [],
+        "clustercam_spectral": [],
     }
 
 
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--n-images", type=int, default=1)
     p.add_argument("--layers", default="bn2,blocks.6")
-    p.add_argument("--methods", default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam")
+    p.add_argument("--methods", default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,clustercam,clustercam_spectral")
+    p.add_argument("--n-clusters", type=int, default=6, help="Q for Cluster-CAM")
     p.add_argument("--repeats", type=int, default=1, help="timed repeats per image (after one warm-up)")
     p.add_argument("--batch-size", type=int, default=None, help="camlab's batch size (default: per device)")
     p.add_argument("--no-anchors", action="store_true", help="time camlab only")
@@ -118,21 +121,34 @@ def main(argv=None) -> int:
         n_channels = cap.activations.shape[1]
         t_floor, bs_floor = floor(model, images[0], n_channels, repeats=args.repeats)
         rows.append(dict(layer=layer, method=f"floor: {n_channels} forwards", implementation=f"batch size {bs_floor}", seconds=t_floor, n_forward=n_channels, ratio=""))
-        t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=5, warmup=1, device=device).seconds
+        t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=7, warmup=1, device=device).seconds
         rows.append(dict(layer=layer, method="one forward", implementation="", seconds=t_one, n_forward=1, ratio=""))
-        print(f"\n[{layer}] {n_channels} channels; one forward {t_one * 1000:.0f} ms; floor {t_floor:.2f} s (batch {bs_floor})", flush=True)
+        q = args.n_clusters
+        masked = images[0].expand(q, -1, -1, -1).clone()
+        t_q = time_call(lambda: torch.no_grad()(model)(masked), repeats=7, warmup=1, device=device).seconds
+        cluster_floor = t_one + t_q
+        rows.append(dict(layer=layer, method=f"floor: 1 + {q} batched forwards", implementation="", seconds=cluster_floor, n_forward=1 + q, ratio=""))
+        print(f"\n[{layer}] {n_channels} channels; one forward {t_one * 1000:.0f} ms; floor {t_floor:.2f} s (batch {bs_floor}); "
+              f"Cluster-CAM floor (1 + a batch of {q}) {cluster_floor * 1000:.0f} ms", flush=True)
         their = anchors(model, layer_module)
         for name in args.methods.split(","):
             kw = {"batch_size": args.batch_size} if args.batch_size and name in ("scorecam", "ablationcam", "groupcam", "smoothgradcampp") else {}
-            method = camlab.METHODS[name](model, layer, **kw)
+            if name.startswith("clustercam"):
+                kw = {"n_clusters": q, "clustering": "spectral" if name.endswith("spectral") else "kmeans"}
+            method = camlab.METHODS[name.split("_")[0]](model, layer, **kw)
             per_image, n_fwd = [], []
             for x in images:
                 t = time_call(lambda: method(x), repeats=args.repeats, warmup=1, device=device)
+                if t.seconds < 1.0:  # cheap methods: more repeats, less noise
+                    t = time_call(lambda: method(x), repeats=max(5, args.repeats), warmup=0, device=device)
                 per_image.append(t.seconds)
                 n_fwd.append(t.result.n_forward)
             ours = statistics.median(per_image)
             rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=statistics.median(n_fwd), ratio=1.0))
             vs_floor = f"  = {ours / t_floor:.2f}× the floor" if name == "scorecam" else ""
+            if name.startswith("clustercam"):
+                score_cam = next((r["seconds"] for r in rows if r["layer"] == layer and r["method"] == "scorecam" and r["implementation"].startswith("pytorch-grad-cam")), None)
+                vs_floor = f"  = {ours / cluster_floor:.2f}× its floor" + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else "")
             print(f"  {name:16s} camlab {ours:8.3f} s  ({statistics.median(n_fwd):.0f} forwards){vs_floor}", flush=True)
             if args.no_anchors:
                 continue

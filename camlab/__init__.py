@@ -13,13 +13,14 @@ from .device import resolve_device
 from .explanation import Explanation
 from .images import load_image
 from .layers import capture, layer_names, resolve_layer
-from . import masking
+from . import clustering, masking
 from .maps import normalize_maps, upsample
 from .methods import (
     CAM,
     METHODS,
     AblationCAM,
     BaseCAM,
+    ClusterCAM,
     GradCAM,
     GradCAMpp,
     GroupCAM,
@@ -35,12 +36,14 @@ __all__ = [
     "AblationCAM",
     "BaseCAM",
     "CAM",
+    "ClusterCAM",
     "GradCAM",
     "GradCAMpp",
     "GroupCAM",
     "ScoreCAM",
     "SmoothGradCAMpp",
     "XGradCAM",
+    "clustering",
     "masking",
     "normalize_maps",
     "upsample",

@@ -11,13 +11,17 @@ of the paper so that notebook 04 can show each one:
 5. :func:`spectral_embedding`  eq 15–16, eigenvectors u_2 … u_{K+1}
 6. :func:`kmeans` on the embedding
 
+(:func:`spectral_decomposition` = steps 1–5, :func:`spectral_labels` = steps 6–7.)
+
 :func:`spectral_clustering` runs them all and returns every intermediate; Cluster-CAM calls the
 same function.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import math
 
 import torch
 
@@ -31,6 +35,8 @@ __all__ = [
     "laplacian",
     "spectral_embedding",
     "SpectralResult",
+    "spectral_decomposition",
+    "spectral_labels",
     "spectral_clustering",
     "ADJACENCIES",
     "LAPLACIANS",
@@ -53,23 +59,27 @@ def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 
 def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding (greedy variant off: one candidate per step), seeded."""
+    """Greedy k-means++ seeding (as scikit-learn): each new centre is the best of ``2 + ln k``
+    candidates drawn with probability ∝ squared distance to the nearest chosen centre."""
     n = x.shape[0]
+    trials = 2 + int(math.log(k))
     first = int(torch.randint(n, (1,), generator=gen))
-    centers = [x[first]]
+    centers = [first]
     d2 = _sq_dist(x, x[first : first + 1])[:, 0]
     for _ in range(1, k):
         total = float(d2.sum())
-        if total <= 0:  # fewer distinct rows than k: any row not yet chosen
-            idx = int(torch.randint(n, (1,), generator=gen))
-        else:
-            idx = int(torch.multinomial((d2 / total).cpu().double(), 1, generator=gen))
-        centers.append(x[idx])
-        d2 = torch.minimum(d2, _sq_dist(x, x[idx : idx + 1])[:, 0])
-    return torch.stack(centers)
+        if total <= 0:  # fewer distinct rows than k: any row
+            centers.append(int(torch.randint(n, (1,), generator=gen)))
+            continue
+        cand = torch.multinomial((d2 / total).cpu().double(), trials, replacement=True, generator=gen).to(x.device)
+        pot = torch.minimum(d2[None], _sq_dist(x[cand], x))  # trials × n
+        best = int(pot.sum(1).argmin())
+        centers.append(int(cand[best]))
+        d2 = pot[best]
+    return x[centers]
 
 
-def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 100, tol: float = 1e-6) -> KMeansResult:
+def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: int = 100, tol: float = 1e-6) -> KMeansResult:
     """Lloyd's K-means on the rows of ``x`` with k-means++ seeding; the best of ``n_init`` runs.
 
     A cluster that empties during an iteration is re-seeded with the row farthest from its
@@ -83,6 +93,7 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 4, max_iter: in
         raise ValueError(f"cannot make {k} clusters of {n} rows: k must be in [1, {n}]")
     x = x.float()
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    scale = tol * float(x.var(0).sum().clamp_min(1e-30))
     best: KMeansResult | None = None
     for _ in range(max(1, n_init)):
         centers = _kmeans_pp(x, k, gen)
@@ -91,18 +102,21 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 4, max_iter: in
             d2 = _sq_dist(x, centers)
             new = d2.argmin(1)
             counts = torch.bincount(new, minlength=k)
-            for empty in (counts == 0).nonzero().flatten().tolist():  # re-seed an empty cluster
-                far = int(d2.gather(1, new[:, None])[:, 0].argmax())
-                new[far] = empty
-                d2[far] = 0
-                counts = torch.bincount(new, minlength=k)
+            if bool((counts == 0).any()):  # re-seed each empty cluster with the farthest row of a cluster that can spare one
+                own = d2.gather(1, new[:, None])[:, 0].clone()
+                for empty in (counts == 0).nonzero().flatten().tolist():
+                    far = int(torch.where(counts[new] > 1, own, torch.full_like(own, -1.0)).argmax())
+                    counts[new[far]] -= 1
+                    new[far] = empty
+                    counts[empty] += 1
+                    own[far] = -1.0
             moved = bool((new != labels).any())
             labels = new
             sums = torch.zeros_like(centers).index_add_(0, labels, x)
             new_centers = sums / counts.clamp_min(1)[:, None].to(x.dtype)
             shift = float((new_centers - centers).pow(2).sum())
             centers = new_centers
-            if not moved or shift <= tol * float(x.var(0).sum().clamp_min(1e-30)):
+            if not moved or shift <= scale:
                 break
         inertia = float(_sq_dist(x, centers).gather(1, labels[:, None]).sum())
         if best is None or inertia < best.inertia:
@@ -214,6 +228,50 @@ def _n_components(a: torch.Tensor) -> int:
     return int(scipy.sparse.csgraph.connected_components(graph, directed=False)[0])
 
 
+def spectral_decomposition(
+    x: torch.Tensor,
+    laplacian_kind: str = "normalized",
+    adjacency_kind: str = "paper",
+    sigma: float | None = None,
+    kappa: float = 0.0,
+    tau: float = 1.0,
+) -> SpectralResult:
+    """Steps 1–5 of spec §3 for the rows of ``x``: everything up to the eigenvectors.
+
+    The result's ``embedding`` and ``labels`` are empty; :func:`spectral_labels` fills them for
+    any K and Q without redoing the decomposition (the interactive notebook caches this).
+
+    Raises:
+        ValueError: the graph has no edge at all (κ too high for these similarities).
+    """
+    n = x.shape[0]
+    d = pairwise_distances(x.float())
+    s, sigma = similarity(d, sigma)
+    a = adjacency(s, d, adjacency_kind, kappa, tau)
+    if not bool((a > 0).any()):
+        off_diagonal = s[~torch.eye(n, dtype=torch.bool, device=s.device)]
+        raise ValueError(
+            f"the similarity graph has no edge: every similarity is ≤ kappa={kappa} "
+            f"(largest off-diagonal similarity {float(off_diagonal.max()):.3g} with sigma={sigma:.3g}); lower kappa"
+        )
+    lap = laplacian(a, laplacian_kind)
+    vals, vecs, _ = spectral_embedding(lap, 1)
+    empty = torch.empty(0)
+    return SpectralResult(d, sigma, s, a, lap, vals, vecs, empty, empty, _n_components(a))
+
+
+def spectral_labels(decomposition: SpectralResult, n_clusters: int, n_eigvecs: int, seed: int = 0) -> SpectralResult:
+    """Steps 6–7: embed with u_2 … u_{K+1} and run K-means into Q clusters."""
+    n = decomposition.eigenvectors.shape[0]
+    if not 1 <= n_eigvecs < n:
+        raise ValueError(f"n_eigvecs={n_eigvecs} must be in [1, {n - 1}] for {n} vertices")
+    if not 1 <= n_clusters <= n:
+        raise ValueError(f"cannot make {n_clusters} clusters of {n} rows")
+    emb = decomposition.eigenvectors[:, 1 : n_eigvecs + 1]
+    labels = kmeans(emb, n_clusters, seed=seed).labels
+    return replace(decomposition, embedding=emb, labels=labels)
+
+
 def spectral_clustering(
     x: torch.Tensor,
     n_clusters: int,
@@ -225,24 +283,14 @@ def spectral_clustering(
     tau: float = 1.0,
     seed: int = 0,
 ) -> SpectralResult:
-    """Spectral clustering of the rows of ``x`` into ``n_clusters`` (spec §3, steps 1–7).
+    """Spectral clustering of the rows of ``x`` into ``n_clusters`` (spec §3, steps 1–7), with
+    every intermediate. A disconnected graph still gives Q non-empty clusters.
 
     Raises:
-        ValueError: the graph has no edge at all (κ too high for these similarities), or the
-            parameters are out of range.
+        ValueError: the graph has no edge at all (κ too high), or the parameters are out of range.
     """
     n = x.shape[0]
     if not 1 <= n_clusters <= n:
         raise ValueError(f"cannot make {n_clusters} clusters of {n} rows")
-    d = pairwise_distances(x.float())
-    s, sigma = similarity(d, sigma)
-    a = adjacency(s, d, adjacency_kind, kappa, tau)
-    if not bool((a > 0).any()):
-        raise ValueError(
-            f"the similarity graph has no edge: every similarity is ≤ kappa={kappa} "
-            f"(largest off-diagonal similarity {float(s.fill_diagonal_(0).max()):.3g} with sigma={sigma:.3g}); lower kappa"
-        )
-    lap = laplacian(a, laplacian_kind)
-    vals, vecs, emb = spectral_embedding(lap, n_eigvecs)
-    labels = kmeans(emb, n_clusters, seed=seed).labels
-    return SpectralResult(d, sigma, s, a, lap, vals, vecs, emb, labels, _n_components(a))
+    dec = spectral_decomposition(x, laplacian_kind, adjacency_kind, sigma, kappa, tau)
+    return spectral_labels(dec, n_clusters, n_eigvecs, seed)

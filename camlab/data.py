@@ -30,6 +30,9 @@ __all__ = [
     "SAMPLE_IMAGES_URL",
     "NamedImage",
     "pick_images",
+    "compose",
+    "Composite",
+    "grid_composites",
 ]
 
 _REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -169,3 +172,53 @@ def pick_images(
         return [NamedImage(r.label, r.load(), r.class_index) for r in records]
     samples = list(sample_images().items())
     return [NamedImage(name, im) for name, im in samples[: n_images if n_images is not None else None]]
+
+
+def compose(images: Sequence[Image.Image], tile: int = 224) -> Image.Image:
+    """Tile 2 images side by side, or 4 in a 2×2 grid, each centre-cropped to a square and
+    resized (bicubic) to ``tile``×``tile``. Used for two-object figures and the grid pointing game."""
+    n = len(images)
+    if n not in (2, 4):
+        raise ValueError(f"compose takes 2 images (side by side) or 4 (2×2); got {n}")
+    cols, rows = 2, n // 2
+    canvas = Image.new("RGB", (cols * tile, rows * tile))
+    for k, im in enumerate(images):
+        im = load_image(im)
+        side = min(im.size)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        square = im.crop((left, top, left + side, top + side)).resize((tile, tile), Image.BICUBIC)
+        canvas.paste(square, ((k % cols) * tile, (k // cols) * tile))
+    return canvas
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A grid image of tiles of known classes: ``boxes[k] = (top, left, height, width)`` of tile k."""
+
+    image: Image.Image
+    class_indices: tuple[int, ...]
+    labels: tuple[str, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+
+def grid_composites(records: Sequence[ImageRecord], k: int = 2, n: int = 10, seed: int = 0, tile: int = 224) -> list[Composite]:
+    """``n`` composites of ``k`` tiles (2 side by side, 4 in 2×2), each of images of different
+    classes drawn from ``records`` with a seeded generator (the grid pointing game)."""
+    import random
+
+    if k not in (2, 4):
+        raise ValueError(f"k is 2 (side by side) or 4 (2×2), got {k}")
+    classes = {r.class_index for r in records}
+    if len(classes) < k:
+        raise ValueError(f"need images of at least {k} different classes, got {len(classes)}")
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        chosen: list[ImageRecord] = []
+        while len(chosen) < k:
+            r = rng.choice(records)
+            if r.class_index not in {c.class_index for c in chosen}:
+                chosen.append(r)
+        boxes = tuple(((i // 2) * tile, (i % 2) * tile, tile, tile) for i in range(k))
+        out.append(Composite(compose([r.load() for r in chosen], tile), tuple(r.class_index for r in chosen), tuple(r.label for r in chosen), boxes))
+    return out

@@ -38,8 +38,9 @@ def module_device(module: torch.nn.Module) -> torch.device:
 def default_batch_size(device: torch.device) -> int:
     """Images per forward pass for perturbation methods when the caller does not say.
 
-    On the CPU the cost per image is flat up to a batch of 8 and grows beyond it (measured with
-    efficientnet_lite0 on a 2-core machine: +30 % per image at 16, +80 % at 32), so 8; on a GPU,
-    64 (a few GB at 224×224 for the networks here).
+    On the CPU small batches are cheapest per image (measured with efficientnet_lite0 on a 2-core
+    machine: batches of 1–8 within the run-to-run noise of each other, the best in the benchmark
+    runs at 4; +30 % per image at 16 and +80 % at 32), so 4; on a GPU, 64 (a few GB at 224×224
+    for the networks here).
     """
-    return 64 if device.type == "cuda" else 8
+    return 64 if device.type == "cuda" else 4

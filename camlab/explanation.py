@@ -36,6 +36,13 @@ class Explanation:
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def __getattr__(self, name: str) -> Any:
+        # method-specific intermediates read as attributes: exp.labels, exp.cluster_maps, …
+        extras = self.__dict__.get("extras", {})
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"{type(self).__name__} of {self.__dict__.get('method') or 'this method'} has no {name!r}; it has {sorted(extras) or 'no extras'}")
+
     def __len__(self) -> int:
         return int(self.heatmaps.shape[0])
 

@@ -69,12 +69,23 @@ class Classifier:
 
         return module_device(self.module)
 
-    def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
-        """One image or a list of images (paths, PIL images, arrays) → a B×3×H×W batch on the model's device."""
+    def preprocess(self, images: ImageLike | Sequence[ImageLike], resize: bool = True) -> torch.Tensor:
+        """One image or a list of images (paths, PIL images, arrays) → a B×3×H×W batch on the model's device.
+
+        ``resize=False`` only normalises, keeping each image's size (for composites such as two
+        224×224 tiles side by side; the images of a batch must then share a size).
+        """
         if not isinstance(images, (list, tuple)):
             images = [images]
-        batch = torch.stack([self.transform(load_image(im)) for im in images])
-        return batch.to(self.device)
+        if resize:
+            tensors = [self.transform(load_image(im)) for im in images]
+        else:
+            norm = T.Compose([T.ToTensor(), T.Normalize(self.mean, self.std)])
+            tensors = [norm(load_image(im)) for im in images]
+            sizes = {tuple(t.shape) for t in tensors}
+            if len(sizes) > 1:
+                raise ValueError(f"with resize=False the images of a batch must share a size; got {sorted(sizes)}")
+        return torch.stack(tensors).to(self.device)
 
     def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Undo the normalisation of ``transform``: a (B×)3×H×W tensor → RGB values in [0, 1], on the CPU."""

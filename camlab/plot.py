@@ -84,3 +84,43 @@ def grid(
             overlay(image, maps[r], ax=axes[r, c + j], alpha=alpha, title=title if r == 0 else None)
     fig.tight_layout()
     return fig
+
+
+def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images=None, categories=None, size: float = 1.9):
+    """Cluster-CAM step by step for one image of a Cluster-CAM :class:`Explanation`.
+
+    Row 1: the Q representative (mean) maps over the image; row 2: the masked images with their
+    scores — the cognition base framed green, the scissors red; the last column holds the image
+    and the final heatmap. ``masked_images`` (Q×3×H×W in [0, 1]) defaults to the image times each
+    upsampled, normalised map.
+    """
+    from .maps import normalize_maps, upsample
+
+    rgb = to_rgb_array(image)
+    size_hw = rgb.shape[:2]
+    reps = explanation.cluster_maps[index]
+    scores = explanation.cluster_scores[index]
+    base, scissors = int(explanation.base[index]), int(explanation.scissors[index])
+    masks = normalize_maps(upsample(reps.float(), size_hw))
+    if masked_images is None:
+        masked_images = [rgb * masks[q].numpy()[:, :, None] for q in range(len(reps))]
+    q_count = len(reps)
+    fig, axes = plt.subplots(2, q_count + 1, figsize=(size * (q_count + 1), size * 2.1), squeeze=False)
+    counts = torch.bincount(explanation.labels[index], minlength=q_count)
+    for q in range(q_count):
+        overlay(rgb, masks[q], ax=axes[0, q], title=f"cluster {q} ({int(counts[q])} ch.)")
+        overlay(to_rgb_array(masked_images[q]), None, ax=axes[1, q], title=f"score {float(scores[q]):.3f}")
+        if q in (base, scissors):
+            colour = "limegreen" if q == base else "red"
+            for ax in (axes[0, q], axes[1, q]):
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(colour)
+                    spine.set_linewidth(4)
+            axes[1, q].set_title(f"{'base' if q == base else 'scissors'}: {float(scores[q]):.3f}", fontsize=9, color=colour)
+    target = int(explanation.targets[index])
+    label = categories[target] if categories is not None else f"class {target}"
+    overlay(rgb, None, ax=axes[0, q_count], title=label)
+    alpha = explanation.params.get("alpha")
+    overlay(rgb, explanation.heatmaps[index], ax=axes[1, q_count], title=f"Cluster-CAM (α={alpha})")
+    fig.tight_layout()
+    return fig

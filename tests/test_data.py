@@ -77,3 +77,16 @@ def test_fetch_fails_clearly_offline(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="needs the internet"):
         camlab.data.fetch_imagenet_samples(tmp_path / "imgs")
     assert not (tmp_path / "imgs").exists()
+
+
+def test_compose_tiles(dev_records, lite0):
+    ims = [r.load() for r in dev_records[:4]]
+    two = data.compose(ims[:2], tile=100)
+    four = data.compose(ims, tile=64)
+    assert two.size == (200, 100) and four.size == (128, 128)
+    x = lite0.preprocess(two, resize=False)
+    assert x.shape == (1, 3, 100, 200)
+    with pytest.raises(ValueError, match="2 images"):
+        data.compose(ims[:3])
+    with pytest.raises(ValueError, match="share a size"):
+        lite0.preprocess([two, four], resize=False)

@@ -252,7 +252,7 @@ def test_groupcam_rejects_more_groups_than_channels(lite0, small_batch):
 
 # --- what every method shares ------------------------------------------------------------------
 
-FAST_KWARGS = {"smoothgradcampp": {"n_samples": 2}, "groupcam": {"n_groups": 2}}
+FAST_KWARGS = {"smoothgradcampp": {"n_samples": 2}, "groupcam": {"n_groups": 2}, "clustercam": {"n_clusters": 2}}
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -282,7 +282,7 @@ def test_hooks_are_gone_after_every_call_and_every_error(name, lite0, small_batc
     assert _hook_count(model) == before
 
 
-@pytest.mark.parametrize("name", ["gradcam", "gradcampp", "xgradcam", "groupcam", "ablationcam"])
+@pytest.mark.parametrize("name", ["gradcam", "gradcampp", "xgradcam", "groupcam", "ablationcam", "clustercam"])
 def test_batches_equal_single_images(name, lite0, small_batch):
     method = METHODS[name](lite0.module, "blocks.6", **FAST_KWARGS.get(name, {}))
     together = method(small_batch, targets=[3, 7])
@@ -306,4 +306,4 @@ def test_bad_options_are_clear_errors(lite0):
 
 
 def test_registry_names():
-    assert set(METHODS) == {"cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam"}
+    assert set(METHODS) == {"cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam", "clustercam"}

@@ -14,11 +14,15 @@ SMALL = {
     "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu"},
     "02_gradient_cams": {"n_images": 1, "n_samples": 2},
     "03_gradient_free_cams": {"n_images": 1, "layer": "blocks.6", "n_groups": 4, "compare_conventions": False},
+    "04_spectral_clustering": {"n_clusters": 4, "n_eigvecs": 2, "sigma": 30.0},
+    "05_cluster_cam": {"n_images": 1, "layer": "blocks.6", "with_score_cam": False, "clustering": "spectral", "n_clusters": 4, "alpha": 0.7},
+    "07_evaluation_metrics": {"n_images": 2, "layer": "blocks.6", "methods": ["gradcam", "clustercam"], "n_steps": 4, "n_composites": 1},
+    "08_efficiency": {"n_images": 1, "device": "cpu", "methods": ["gradcam", "clustercam"], "layers": ["blocks.6", "bn2"], "layer_methods": ["gradcam", "clustercam"], "q_values": [2, 4]},
 }
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:3] == ["01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams"]
+    assert [p.stem for p in NOTEBOOKS][:5] == ["01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams", "04_spectral_clustering", "05_cluster_cam"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

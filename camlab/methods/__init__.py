@@ -2,11 +2,12 @@
 
 from .base import BaseCAM, Context
 from .cam import CAM
+from .cluster import ClusterCAM
 from .gradient import GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM
 from .perturbation import AblationCAM, GroupCAM, ScoreCAM
 
 METHODS: dict[str, type[BaseCAM]] = {
-    m.name: m for m in (CAM, GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM, AblationCAM, ScoreCAM, GroupCAM)
+    m.name: m for m in (CAM, GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM, AblationCAM, ScoreCAM, GroupCAM, ClusterCAM)
 }
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "BaseCAM",
     "Context",
     "CAM",
+    "ClusterCAM",
     "GradCAM",
     "GradCAMpp",
     "SmoothGradCAMpp",

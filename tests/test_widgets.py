@@ -1,0 +1,59 @@
+"""The interactive Cluster-CAM: callbacks driven without a browser, and what they cost."""
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+import camlab
+from camlab.widgets import ClusterExplorer
+
+
+@pytest.fixture
+def explorer(lite0, real_batch):
+    return ClusterExplorer(lite0.module, real_batch[:1], "blocks.6")
+
+
+def test_explorer_matches_clustercam(lite0, real_batch, explorer):
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6")(real_batch[:1])
+    assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
+    assert explorer.image_forwards == 1 and explorer.masked_forwards == 6
+
+
+def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
+    image = lite0.unnormalize(real_batch[0])
+    box = explorer.widget(image, categories=lite0.categories)
+    c = explorer.controls
+    assert box.children and c["n_clusters"].value == 6
+
+    c["alpha"].value = 0.8  # α: no forward pass at all
+    assert explorer.masked_forwards == 6 and explorer.state["alpha"] == 0.8
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.8)(real_batch[:1])
+    assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
+
+    c["n_clusters"].value = 4  # Q: at most Q masked passes
+    assert 6 < explorer.masked_forwards <= 6 + 4 and explorer.explanation.cluster_maps.shape[1] == 4
+
+    c["clustering"].value = "spectral"
+    before = explorer.masked_forwards
+    c["n_eigvecs"].value = 5  # K: no pass of the image, the decomposition reused
+    decomposition = explorer._decomposition
+    c["n_eigvecs"].value = 3
+    c["n_eigvecs"].value = 5  # back to a K already seen: every cluster is cached
+    assert explorer._decomposition is decomposition
+    assert explorer.image_forwards == 1
+    assert explorer.masked_forwards <= before + 2 * 4
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.8)(real_batch[:1])
+    assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
+    plt.close("all")
+
+
+def test_explorer_errors(lite0, real_batch, explorer):
+    with pytest.raises(ValueError, match="one image at a time"):
+        ClusterExplorer(lite0.module, real_batch, "blocks.6")
+    with pytest.raises(ValueError, match="cannot change 'seed'"):
+        explorer.update(seed=2)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        explorer.update(alpha=2.0)
+    fig = explorer.figure(lite0.unnormalize(real_batch[0]))
+    assert len(fig.axes) == 2 * 7
+    plt.close("all")
