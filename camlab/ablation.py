@@ -1,0 +1,110 @@
+"""Parameter sweeps for Cluster-CAM, with every metric, reusing what a parameter does not change.
+
+:func:`recouple` rebuilds Cluster-CAM heatmaps for a new α from an explanation's cluster maps
+and scores — no forward pass. :func:`sweep` runs Cluster-CAM over a grid of one parameter
+(α, Q, K or the clustering method) on a batch of images and measures each setting with the
+metrics of :mod:`camlab.metrics`; for α it clusters and scores once per image.
+:func:`rank_settings` turns a sweep into a mean rank over the metrics, the rule notebook 06 uses
+to recommend defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from . import metrics as M
+from .explanation import Explanation
+from .maps import normalize_maps
+from .methods.cluster import ClusterCAM
+
+__all__ = ["recouple", "measure", "sweep", "rank_settings", "METRIC_DIRECTIONS"]
+
+# +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
+METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
+
+
+def recouple(exp: Explanation, alpha: float, size: tuple[int, int]) -> torch.Tensor:
+    """Cluster-CAM heatmaps (B×H×W) for another α from a Cluster-CAM explanation, no forward pass."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    heat, _, _ = ClusterCAM.couple(exp.cluster_maps, exp.cluster_scores, alpha, size)
+    return normalize_maps(heat.clamp_min(0))
+
+
+def measure(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets: torch.Tensor, n_steps: int = 8) -> dict[str, torch.Tensor]:
+    """Per-image drop, increase, insertion and deletion areas, and coverage."""
+    return {
+        "drop": M.confidence_drop(module, x, heatmaps, targets).cpu(),
+        "increase": M.increase(module, x, heatmaps, targets).float().cpu(),
+        "insertion": M.insertion(module, x, heatmaps, targets, n_steps=n_steps).auc,
+        "deletion": M.deletion(module, x, heatmaps, targets, n_steps=n_steps).auc,
+        "coverage": M.coverage(heatmaps).cpu(),
+    }
+
+
+def sweep(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    parameter: str,
+    values: Sequence[Any],
+    n_steps: int = 8,
+    base: dict[str, Any] | None = None,
+    pointing: tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Cluster-CAM on ``x`` for each value of ``parameter`` (``alpha``, ``n_clusters``,
+    ``n_eigvecs`` or ``clustering``), other parameters from ``base``; one row per setting and
+    image, with every metric and the forward passes the explanation cost.
+
+    ``pointing = (composites, targets, boxes)`` adds the grid pointing game: the mean share of
+    each composite map's mass inside its target's tile, reported on every row of that setting
+    as ``pointing``. For α, clustering and scoring run once; only the coupling is redone.
+    """
+    from tqdm.auto import tqdm
+
+    if parameter not in ("alpha", "n_clusters", "n_eigvecs", "clustering"):
+        raise ValueError(f"cannot sweep {parameter!r}; use alpha, n_clusters, n_eigvecs or clustering")
+    base = dict(base or {})
+    cache: dict[int, Explanation] = {}
+
+    def explain(inputs: torch.Tensor, targets, value) -> tuple[torch.Tensor, torch.Tensor, int]:
+        if parameter == "alpha":
+            key = id(inputs)
+            if key not in cache:
+                cache[key] = ClusterCAM(module, layer, **base)(inputs, targets)
+            exp = cache[key]
+            return recouple(exp, float(value), tuple(inputs.shape[-2:])), exp.targets, 0
+        exp = ClusterCAM(module, layer, **{**base, parameter: value})(inputs, targets)
+        return exp.heatmaps, exp.targets, exp.n_forward // inputs.shape[0]
+
+    rows = []
+    for value in tqdm(values, desc=f"sweep {parameter}", disable=not progress):
+        heat, targets, n_forward = explain(x, None, value)
+        res = measure(module, x, heat, targets, n_steps)
+        point = float("nan")
+        if pointing is not None:
+            xc, tc, boxes = pointing
+            hc, _, _ = explain(xc, tc, value)
+            point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
+        for i in range(x.shape[0]):
+            rows.append({"parameter": parameter, "value": value, "image": i, "n_forward": n_forward, "pointing": point, **{k: float(v[i]) for k, v in res.items()}})
+    return rows
+
+
+def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> list[dict[str, Any]]:
+    """Mean of each metric per value, each metric's rank of the values (1 = best), and the mean
+    rank; sorted best first."""
+    values = list(dict.fromkeys(r["value"] for r in rows))
+    metrics = [m for m in metrics if all(r.get(m) == r.get(m) for r in rows)]  # leave out metrics not measured (NaN)
+    means = {v: {m: sum(r[m] for r in rows if r["value"] == v) / max(1, sum(1 for r in rows if r["value"] == v)) for m in (*metrics, "coverage")} for v in values}
+    ranks = {v: {} for v in values}
+    for m in metrics:
+        order = sorted(values, key=lambda v: -METRIC_DIRECTIONS[m] * means[v][m])
+        for pos, v in enumerate(order, 1):
+            ranks[v][m] = pos
+    table = [{"value": v, **means[v], "mean_rank": sum(ranks[v].values()) / len(metrics)} for v in values]
+    return sorted(table, key=lambda r: r["mean_rank"])

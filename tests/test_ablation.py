@@ -1,0 +1,44 @@
+"""Sweeps reuse cached clusters: re-coupling for a new α equals a fresh Cluster-CAM, with no forward pass."""
+
+import pytest
+import torch
+
+import camlab
+from camlab.ablation import rank_settings, recouple, sweep
+
+
+def test_recouple_equals_a_fresh_clustercam(lite0, real_batch):
+    x = real_batch[:2]
+    cached = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.5)(x)
+    calls = []
+    handle = lite0.module.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        again = recouple(cached, 0.8, (224, 224))
+    finally:
+        handle.remove()
+    assert not calls  # no forward pass
+    fresh = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.8)(x)
+    assert torch.allclose(again, fresh.heatmaps, atol=1e-5)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        recouple(cached, 1.2, (224, 224))
+
+
+def test_sweep_rows_costs_and_ranking(lite0, real_batch):
+    x = real_batch[:2]
+    rows = sweep(lite0.module, x, "blocks.6", "alpha", [0.0, 1.0], n_steps=2, progress=False)
+    assert len(rows) == 4 and all(r["n_forward"] == 0 for r in rows)  # α re-couples cached clusters
+    q_rows = sweep(lite0.module, x, "blocks.6", "n_clusters", [2, 3], n_steps=2, progress=False)
+    assert [r["n_forward"] for r in q_rows] == [3, 3, 4, 4]
+    table = rank_settings(q_rows)
+    assert {r["value"] for r in table} == {2, 3} and table[0]["mean_rank"] <= table[1]["mean_rank"]
+    with pytest.raises(ValueError, match="cannot sweep 'seed'"):
+        sweep(lite0.module, x, "blocks.6", "seed", [1])
+
+
+def test_rank_settings_by_hand():
+    rows = [
+        {"value": "a", "drop": 0.1, "increase": 1.0, "insertion": 0.9, "deletion": 0.1, "pointing": 0.9, "coverage": 0.2},
+        {"value": "b", "drop": 0.5, "increase": 0.0, "insertion": 0.1, "deletion": 0.5, "pointing": 0.1, "coverage": 0.8},
+    ]
+    table = rank_settings(rows)
+    assert [r["value"] for r in table] == ["a", "b"] and table[0]["mean_rank"] == 1.0 and table[1]["mean_rank"] == 2.0
