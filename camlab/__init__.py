@@ -8,12 +8,11 @@
 torch.Size([1, 224, 224])
 """
 
-from . import data, plot
+from . import clustering, data, masking, metrics, plot
 from .device import resolve_device
 from .explanation import Explanation
 from .images import load_image
 from .layers import capture, layer_names, resolve_layer
-from . import clustering, masking
 from .maps import normalize_maps, upsample
 from .methods import (
     CAM,
@@ -45,6 +44,7 @@ __all__ = [
     "XGradCAM",
     "clustering",
     "masking",
+    "metrics",
     "normalize_maps",
     "upsample",
     "Classifier",

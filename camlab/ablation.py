@@ -20,7 +20,7 @@ from .explanation import Explanation
 from .maps import normalize_maps
 from .methods.cluster import ClusterCAM
 
-__all__ = ["recouple", "measure", "sweep", "rank_settings", "METRIC_DIRECTIONS"]
+__all__ = ["recouple", "measure", "sweep", "rank_settings", "recommend", "METRIC_DIRECTIONS"]
 
 # +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
 METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
@@ -100,7 +100,8 @@ def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple
     rank; sorted best first."""
     values = list(dict.fromkeys(r["value"] for r in rows))
     metrics = [m for m in metrics if all(r.get(m) == r.get(m) for r in rows)]  # leave out metrics not measured (NaN)
-    means = {v: {m: sum(r[m] for r in rows if r["value"] == v) / max(1, sum(1 for r in rows if r["value"] == v)) for m in (*metrics, "coverage")} for v in values}
+    columns = [m for m in (*metrics, "coverage", "n_forward") if all(m in r for r in rows)]
+    means = {v: {m: sum(r[m] for r in rows if r["value"] == v) / max(1, sum(1 for r in rows if r["value"] == v)) for m in columns} for v in values}
     ranks = {v: {} for v in values}
     for m in metrics:
         order = sorted(values, key=lambda v: -METRIC_DIRECTIONS[m] * means[v][m])
@@ -108,3 +109,19 @@ def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple
             ranks[v][m] = pos
     table = [{"value": v, **means[v], "mean_rank": sum(ranks[v].values()) / len(metrics)} for v in values]
     return sorted(table, key=lambda r: r["mean_rank"])
+
+
+def recommend(table: Sequence[dict[str, Any]], current: Any = None, tie: float = 0.5) -> Any:
+    """The value a :func:`rank_settings` table supports, by a rule fixed in advance: the best mean
+    rank, where values within ``tie`` of it count as tied; ties go to the cheaper setting (fewer
+    forward passes), then to the value nearest ``current`` (the present default)."""
+    best = min(r["mean_rank"] for r in table)
+    tied = [r for r in table if r["mean_rank"] <= best + tie]
+
+    def distance(v):
+        try:
+            return abs(float(v) - float(current))
+        except (TypeError, ValueError):
+            return 0.0 if v == current else 1.0
+
+    return min(tied, key=lambda r: (round(r.get("n_forward", 0.0), 6), distance(r["value"]), r["mean_rank"]))["value"]

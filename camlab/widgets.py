@@ -20,7 +20,7 @@ from .explanation import Explanation
 from .layers import capture
 from .masking import score_masked
 from .methods.base import check_input, resolve_targets
-from .methods.cluster import CLUSTERINGS, ClusterCAM
+from .methods.cluster import CLUSTERINGS, DEFAULTS, ClusterCAM
 
 __all__ = ["ClusterExplorer"]
 
@@ -28,7 +28,7 @@ __all__ = ["ClusterExplorer"]
 class ClusterExplorer:
     """Cluster-CAM for one image, recomputed cheaply as Q, K, α and the clustering change."""
 
-    def __init__(self, module: nn.Module, x: torch.Tensor, target_layer, target: int | None = None, n_clusters: int = 6, n_eigvecs: int = 3, alpha: float = 0.5, clustering: str = "kmeans", seed: int = 0, **spectral: Any):
+    def __init__(self, module: nn.Module, x: torch.Tensor, target_layer, target: int | None = None, n_clusters: int = DEFAULTS["n_clusters"], n_eigvecs: int = DEFAULTS["n_eigvecs"], alpha: float = DEFAULTS["alpha"], clustering: str = DEFAULTS["clustering"], seed: int = 0, **spectral: Any):
         x = check_input(x)
         if x.shape[0] != 1:
             raise ValueError(f"ClusterExplorer explains one image at a time; got a batch of {x.shape[0]}")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import camlab
-from camlab.ablation import rank_settings, recouple, sweep
+from camlab.ablation import rank_settings, recommend, recouple, sweep
 
 
 def test_recouple_equals_a_fresh_clustercam(lite0, real_batch):
@@ -42,3 +42,15 @@ def test_rank_settings_by_hand():
     ]
     table = rank_settings(rows)
     assert [r["value"] for r in table] == ["a", "b"] and table[0]["mean_rank"] == 1.0 and table[1]["mean_rank"] == 2.0
+
+
+def test_recommend_breaks_ties_by_cost_then_closeness():
+    table = [
+        {"value": 10, "mean_rank": 2.2, "n_forward": 11},
+        {"value": 8, "mean_rank": 2.6, "n_forward": 9},
+        {"value": 6, "mean_rank": 7.2, "n_forward": 7},
+    ]
+    assert recommend(table, current=6) == 8  # 10 and 8 tie (within 0.5): the cheaper wins
+    alphas = [{"value": 1.0, "mean_rank": 3.4}, {"value": 0.8, "mean_rank": 3.6}, {"value": 0.9, "mean_rank": 3.6}, {"value": 0.5, "mean_rank": 5.8}]
+    assert recommend(alphas, current=0.5) == 0.8  # same cost: the nearest to the present default
+    assert recommend([{"value": "spectral", "mean_rank": 1.2}, {"value": "kmeans", "mean_rank": 1.8}], current="kmeans") == "spectral"

@@ -5,7 +5,10 @@ import pytest
 import torch
 
 import camlab
+from camlab.methods.cluster import DEFAULTS
 from camlab.widgets import ClusterExplorer
+
+Q = DEFAULTS["n_clusters"]
 
 
 @pytest.fixture
@@ -16,22 +19,22 @@ def explorer(lite0, real_batch):
 def test_explorer_matches_clustercam(lite0, real_batch, explorer):
     direct = camlab.ClusterCAM(lite0.module, "blocks.6")(real_batch[:1])
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
-    assert explorer.image_forwards == 1 and explorer.masked_forwards == 6
+    assert explorer.image_forwards == 1 and explorer.masked_forwards == Q
 
 
 def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     image = lite0.unnormalize(real_batch[0])
     box = explorer.widget(image, categories=lite0.categories)
     c = explorer.controls
-    assert box.children and c["n_clusters"].value == 6
+    assert box.children and c["n_clusters"].value == Q
 
-    c["alpha"].value = 0.8  # α: no forward pass at all
-    assert explorer.masked_forwards == 6 and explorer.state["alpha"] == 0.8
-    direct = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.8)(real_batch[:1])
+    c["alpha"].value = 0.3  # α: no forward pass at all
+    assert explorer.masked_forwards == Q and explorer.state["alpha"] == 0.3
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.3)(real_batch[:1])
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
 
     c["n_clusters"].value = 4  # Q: at most Q masked passes
-    assert 6 < explorer.masked_forwards <= 6 + 4 and explorer.explanation.cluster_maps.shape[1] == 4
+    assert Q < explorer.masked_forwards <= Q + 4 and explorer.explanation.cluster_maps.shape[1] == 4
 
     c["clustering"].value = "spectral"
     before = explorer.masked_forwards
@@ -42,7 +45,7 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     assert explorer._decomposition is decomposition
     assert explorer.image_forwards == 1
     assert explorer.masked_forwards <= before + 2 * 4
-    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.8)(real_batch[:1])
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.3)(real_batch[:1])
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
     plt.close("all")
 
@@ -55,5 +58,5 @@ def test_explorer_errors(lite0, real_batch, explorer):
     with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
         explorer.update(alpha=2.0)
     fig = explorer.figure(lite0.unnormalize(real_batch[0]))
-    assert len(fig.axes) == 2 * 7
+    assert len(fig.axes) == 2 * (Q + 1)
     plt.close("all")
