@@ -18,7 +18,7 @@ from torch import nn
 
 from .maps import normalize_maps, upsample
 
-__all__ = ["Baseline", "make_baseline", "blur", "apply_masks", "score_masked", "target_scores", "SCORES"]
+__all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_masked", "target_scores", "check_score", "SCORES"]
 
 Baseline = Union[Literal["zeros", "blur"], float, torch.Tensor, None]
 SCORES = ("softmax", "logit")
@@ -62,6 +62,19 @@ def make_baseline(x: torch.Tensor, baseline: Baseline = "zeros") -> torch.Tensor
     raise TypeError(f"baseline must be 'zeros', 'blur', a number or a tensor, not {type(baseline).__name__}")
 
 
+def check_baseline(baseline: Baseline) -> Baseline:
+    """Validate a ``baseline=`` option when a method is built, not at its first call."""
+    make_baseline(torch.zeros(1, 1, 1), baseline)
+    return baseline
+
+
+def check_score(score: str) -> str:
+    """Validate a ``score=`` option: ``"softmax"`` or ``"logit"``."""
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
+    return score
+
+
 def apply_masks(x: torch.Tensor, masks: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
     """``X ⊙ M + X_b ⊙ (1 − M)`` for each mask.
 
@@ -82,9 +95,8 @@ def target_scores(logits: torch.Tensor, targets: torch.Tensor, score: str = "sof
     """The score of each row's target: softmax probability (``"softmax"``) or logit (``"logit"``)."""
     if score == "softmax":
         return logits.softmax(dim=1).gather(1, targets[:, None]).squeeze(1)
-    if score == "logit":
-        return logits.gather(1, targets[:, None]).squeeze(1)
-    raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
+    check_score(score)
+    return logits.gather(1, targets[:, None]).squeeze(1)
 
 
 @torch.no_grad()
@@ -112,8 +124,7 @@ def score_masked(
     Returns:
         K scores, on the model's device.
     """
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
+    check_score(score)
     size = tuple(x.shape[-2:])
     if bases is None:
         bases = make_baseline(x, baseline)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Callable, Sequence
@@ -62,7 +62,6 @@ class Classifier:
     name: str
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    extra: dict = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:

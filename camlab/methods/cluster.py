@@ -21,7 +21,7 @@ from torch import nn
 
 from ..clustering import ADJACENCIES, LAPLACIANS, kmeans, spectral_clustering
 from ..maps import normalize_maps, upsample
-from ..masking import SCORES, Baseline, make_baseline, score_masked
+from ..masking import Baseline, check_baseline, check_score, score_masked
 from .base import BaseCAM, Context
 
 __all__ = ["ClusterCAM", "CLUSTERINGS", "DEFAULTS"]
@@ -83,13 +83,12 @@ class ClusterCAM(BaseCAM):
             raise ValueError(f"unknown laplacian {laplacian!r}; use one of {LAPLACIANS}")
         if adjacency not in ADJACENCIES:
             raise ValueError(f"unknown adjacency {adjacency!r}; use one of {ADJACENCIES}")
-        if score not in SCORES:
-            raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
         if sigma is not None and not sigma > 0:
             raise ValueError(f"sigma must be > 0 or None (the median distance), got {sigma!r}")
         if not tau > 0:
             raise ValueError(f"tau must be > 0, got {tau!r}")
-        make_baseline(torch.zeros(1, 1, 1), baseline)
+        check_score(score)
+        check_baseline(baseline)
         self.n_clusters, self.clustering, self.n_eigvecs = n_clusters, clustering, n_eigvecs
         self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau = laplacian, adjacency, sigma, float(kappa), float(tau)
         self.alpha, self.score, self.baseline, self.seed = float(alpha), score, baseline, int(seed)

@@ -15,19 +15,13 @@ import torch
 from torch import nn
 
 from ..maps import is_constant, normalize_maps, upsample
-from ..masking import SCORES, Baseline, make_baseline, score_masked, target_scores
+from ..masking import Baseline, check_baseline, check_score, make_baseline, score_masked, target_scores
 from ..split import tail_after
 from .base import BaseCAM, Context
 
 __all__ = ["ScoreCAM", "AblationCAM", "GroupCAM"]
 
 _WEIGHTINGS = ("paper", "softmax", "softmax_delta")
-
-
-def _check_score(score: str) -> str:
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; use one of {SCORES}")
-    return score
 
 
 class ScoreCAM(BaseCAM):
@@ -56,13 +50,12 @@ class ScoreCAM(BaseCAM):
 
     def __init__(self, module: nn.Module, target_layer, score: str = "softmax", baseline: Baseline = "zeros", weighting: str = "paper", align_corners: bool = False, batch_size: int | None = None):
         super().__init__(module, target_layer, batch_size=batch_size)
-        self.score = _check_score(score)
+        self.score = check_score(score)
         self.align_corners = bool(align_corners)
         if weighting not in _WEIGHTINGS:
             raise ValueError(f"unknown weighting {weighting!r}; use one of {_WEIGHTINGS}")
         self.weighting = weighting
-        make_baseline(torch.zeros(1, 1, 1), baseline)  # validates the option now, not at the first call
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "score": self.score, "baseline": self.baseline, "weighting": self.weighting, "align_corners": self.align_corners}
@@ -113,7 +106,7 @@ class AblationCAM(BaseCAM):
 
     def __init__(self, module: nn.Module, target_layer, score: str = "softmax", batch_size: int = 64, split: bool = True):
         super().__init__(module, target_layer, batch_size=batch_size)
-        self.score = _check_score(score)
+        self.score = check_score(score)
         self.split = bool(split)
         self._tail: nn.Module | None = None
         self._tail_checked = False
@@ -195,9 +188,8 @@ class GroupCAM(BaseCAM):
         if int(n_groups) < 1:
             raise ValueError(f"n_groups must be ≥ 1, got {n_groups}")
         self.n_groups = int(n_groups)
-        self.score = _check_score(score)
-        make_baseline(torch.zeros(1, 1, 1), baseline)
-        self.baseline = baseline
+        self.score = check_score(score)
+        self.baseline = check_baseline(baseline)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "n_groups": self.n_groups, "score": self.score, "baseline": self.baseline}
