@@ -4,13 +4,14 @@
 and scores — no forward pass. :func:`sweep` runs Cluster-CAM over a grid of one parameter
 (α, Q, K or the clustering method) on a batch of images and measures each setting with the
 metrics of :mod:`camlab.metrics`; for α it clusters and scores once per image.
-:func:`rank_settings` turns a sweep into a mean rank over the metrics, the rule notebook 06 uses
-to recommend defaults.
+:func:`compare` measures whole settings side by side. :func:`rank_settings` turns either into a
+mean rank over the metrics, and :func:`recommend` applies the rule notebook 06 uses to choose
+defaults.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from .explanation import Explanation
 from .maps import normalize_maps
 from .methods.cluster import ClusterCAM
 
-__all__ = ["recouple", "measure", "sweep", "rank_settings", "recommend", "METRIC_DIRECTIONS"]
+__all__ = ["recouple", "measure", "sweep", "compare", "rank_settings", "recommend", "METRIC_DIRECTIONS"]
 
 # +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
 METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
@@ -81,18 +82,45 @@ def sweep(
         exp = ClusterCAM(module, layer, **{**base, parameter: value})(inputs, targets)
         return exp.heatmaps, exp.targets, exp.n_forward // inputs.shape[0]
 
-    rows = []
-    for value in tqdm(values, desc=f"sweep {parameter}", disable=not progress):
-        heat, targets, n_forward = explain(x, None, value)
-        res = measure(module, x, heat, targets, n_steps)
-        point = float("nan")
-        if pointing is not None:
-            xc, tc, boxes = pointing
-            hc, _, _ = explain(xc, tc, value)
-            point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
-        for i in range(x.shape[0]):
-            rows.append({"parameter": parameter, "value": value, "image": i, "n_forward": n_forward, "pointing": point, **{k: float(v[i]) for k, v in res.items()}})
-    return rows
+    return [row for value in tqdm(values, desc=f"sweep {parameter}", disable=not progress)
+            for row in _evaluate(module, x, lambda inputs, targets: explain(inputs, targets, value), n_steps, pointing, parameter=parameter, value=value)]
+
+
+def compare(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    settings: Mapping[str, dict[str, Any]],
+    n_steps: int = 8,
+    pointing: tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Cluster-CAM on ``x`` for each named setting (a dict of ClusterCAM keyword arguments), with
+    the rows of :func:`sweep` (``value`` is the setting's name): the joint check of settings that
+    a one-knob-at-a-time sweep cannot make."""
+    from tqdm.auto import tqdm
+
+    def explain(setting):
+        def run(inputs, targets):
+            exp = ClusterCAM(module, layer, **setting)(inputs, targets)
+            return exp.heatmaps, exp.targets, exp.n_forward // inputs.shape[0]
+        return run
+
+    return [row for name, setting in tqdm(settings.items(), desc="compare settings", disable=not progress)
+            for row in _evaluate(module, x, explain(setting), n_steps, pointing, parameter="setting", value=name)]
+
+
+def _evaluate(module, x, explain, n_steps, pointing, **fields) -> list[dict[str, Any]]:
+    """One row per image of ``x`` with every metric of the heatmaps ``explain(inputs, targets)``
+    gives, and the grid pointing game on ``pointing`` (NaN without it)."""
+    heat, targets, n_forward = explain(x, None)
+    res = measure(module, x, heat, targets, n_steps)
+    point = float("nan")
+    if pointing is not None:
+        xc, tc, boxes = pointing
+        hc, _, _ = explain(xc, tc)
+        point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
+    return [{**fields, "image": i, "n_forward": n_forward, "pointing": point, **{k: float(v[i]) for k, v in res.items()}} for i in range(x.shape[0])]
 
 
 def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import camlab
-from camlab.ablation import rank_settings, recommend, recouple, sweep
+from camlab.ablation import compare, rank_settings, recommend, recouple, sweep
 
 
 def test_recouple_equals_a_fresh_clustercam(lite0, real_batch):
@@ -33,6 +33,17 @@ def test_sweep_rows_costs_and_ranking(lite0, real_batch):
     assert {r["value"] for r in table} == {2, 3} and table[0]["mean_rank"] <= table[1]["mean_rank"]
     with pytest.raises(ValueError, match="cannot sweep 'seed'"):
         sweep(lite0.module, x, "blocks.6", "seed", [1])
+
+
+def test_compare_measures_whole_settings_like_a_sweep(lite0, real_batch):
+    x = real_batch[:2]
+    by_q = sweep(lite0.module, x, "blocks.6", "n_clusters", [2, 3], n_steps=2, base={"alpha": 0.3}, progress=False)
+    named = compare(lite0.module, x, "blocks.6", {"two": {"n_clusters": 2, "alpha": 0.3}, "three": {"n_clusters": 3, "alpha": 0.3}}, n_steps=2, progress=False)
+    assert [r["value"] for r in named] == ["two", "two", "three", "three"]
+    skip = ("parameter", "value", "pointing")  # pointing is NaN without composites
+    for a, b in zip(by_q, named):
+        assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+        assert a["pointing"] != a["pointing"] and b["pointing"] != b["pointing"]
 
 
 def test_rank_settings_by_hand():

@@ -83,7 +83,6 @@ class BaseCAM:
 
     name: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
-    relu: ClassVar[bool] = True  # ReLU before upsampling (spec §1); a method may opt out
 
     def __init__(self, module: nn.Module, target_layer: str | nn.Module, batch_size: int | None = None):
         if not isinstance(module, nn.Module):
@@ -161,9 +160,7 @@ class BaseCAM:
 
     def postprocess(self, cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """s(Up(ReLU(cam))) — spec §1."""
-        if self.relu:
-            cam = cam.clamp_min(0)
-        return normalize_maps(upsample(cam, size))
+        return normalize_maps(upsample(cam.clamp_min(0), size))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
