@@ -4,7 +4,8 @@
 and scores — no forward pass. :func:`sweep` runs Cluster-CAM over a grid of one parameter
 (α, Q, K or the clustering method) on a batch of images and measures each setting with the
 metrics of :mod:`camlab.metrics`; for α it clusters and scores once per image.
-:func:`compare` measures whole settings side by side. :func:`rank_settings` turns either into a
+:func:`compare` measures whole settings side by side, :func:`seed_stability` how much a setting's
+maps depend on the seed. :func:`rank_settings` turns either into a
 mean rank over the metrics, and :func:`recommend` applies the rule notebook 06 uses to choose
 defaults.
 """
@@ -21,7 +22,7 @@ from .explanation import Explanation
 from .maps import normalize_maps
 from .methods.cluster import ClusterCAM
 
-__all__ = ["recouple", "measure", "sweep", "compare", "rank_settings", "recommend", "METRIC_DIRECTIONS"]
+__all__ = ["recouple", "sweep", "compare", "seed_stability", "rank_settings", "recommend", "METRIC_DIRECTIONS"]
 
 # +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
 METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
@@ -33,17 +34,6 @@ def recouple(exp: Explanation, alpha: float, size: tuple[int, int]) -> torch.Ten
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     heat, _, _ = ClusterCAM.couple(exp.cluster_maps, exp.cluster_scores, alpha, size)
     return normalize_maps(heat.clamp_min(0))
-
-
-def measure(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets: torch.Tensor, n_steps: int = 8) -> dict[str, torch.Tensor]:
-    """Per-image drop, increase, insertion and deletion areas, and coverage."""
-    return {
-        "drop": M.confidence_drop(module, x, heatmaps, targets).cpu(),
-        "increase": M.increase(module, x, heatmaps, targets).float().cpu(),
-        "insertion": M.insertion(module, x, heatmaps, targets, n_steps=n_steps).auc,
-        "deletion": M.deletion(module, x, heatmaps, targets, n_steps=n_steps).auc,
-        "coverage": M.coverage(heatmaps).cpu(),
-    }
 
 
 def sweep(
@@ -114,13 +104,52 @@ def _evaluate(module, x, explain, n_steps, pointing, **fields) -> list[dict[str,
     """One row per image of ``x`` with every metric of the heatmaps ``explain(inputs, targets)``
     gives, and the grid pointing game on ``pointing`` (NaN without it)."""
     heat, targets, n_forward = explain(x, None)
-    res = measure(module, x, heat, targets, n_steps)
+    res = M.measure(module, x, heat, targets, n_steps=n_steps)
     point = float("nan")
     if pointing is not None:
         xc, tc, boxes = pointing
         hc, _, _ = explain(xc, tc)
         point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
     return [{**fields, "image": i, "n_forward": n_forward, "pointing": point, **{k: float(v[i]) for k, v in res.items()}} for i in range(x.shape[0])]
+
+
+def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequence[int] = range(5), **setting: Any) -> dict[str, float]:
+    """How much Cluster-CAM on ``x`` depends on its seed, for one setting (ClusterCAM keyword
+    arguments). Over every pair of seeds and image: the mean adjusted Rand index of the two
+    clusterings (``ari``) and the mean and lowest correlation of the two heatmaps (``corr``,
+    ``corr_min``; pairs with a constant map are left out). Against the first seed: the share of
+    the other seeds whose base and scissors are exactly the same set of channels
+    (``same_base``, ``same_scissors``)."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise ValueError(f"seed stability needs at least 2 seeds, got {seeds}")
+    runs = [ClusterCAM(module, layer, **{**setting, "seed": s})(x) for s in seeds]
+
+    def members(exp: Explanation, i: int, which: torch.Tensor) -> set[int]:
+        return set((exp.labels[i] == which[i]).nonzero().flatten().tolist())
+
+    aris, corr, same_base, same_scissors = [], [], [], []
+    for i in range(x.shape[0]):
+        for a in range(len(runs)):
+            for b in range(a + 1, len(runs)):
+                aris.append(adjusted_rand_score(runs[a].labels[i].numpy(), runs[b].labels[i].numpy()))
+                ha, hb = runs[a].heatmaps[i].flatten().double(), runs[b].heatmaps[i].flatten().double()
+                if ha.std() > 0 and hb.std() > 0:
+                    corr.append(float(torch.corrcoef(torch.stack([ha, hb]))[0, 1]))
+        for r in runs[1:]:
+            same_base.append(members(r, i, r.base) == members(runs[0], i, runs[0].base))
+            same_scissors.append(members(r, i, r.scissors) == members(runs[0], i, runs[0].scissors))
+    nan = float("nan")
+    return {
+        "ari": float(np.mean(aris)),
+        "same_base": float(np.mean(same_base)),
+        "same_scissors": float(np.mean(same_scissors)),
+        "corr": float(np.mean(corr)) if corr else nan,
+        "corr_min": float(np.min(corr)) if corr else nan,
+    }
 
 
 def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> list[dict[str, Any]]:

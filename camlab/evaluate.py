@@ -36,7 +36,7 @@ from .models import Classifier, load_model
 
 __all__ = ["METRICS", "MethodSpec", "parse_methods", "evaluate", "summarize", "pointing_game", "main"]
 
-METRICS = ("drop", "increase", "insertion", "deletion", "coverage")
+METRICS = M.METRICS
 FIELDS = ["image", "class_index", "target", "method", "params", *METRICS, "n_forward", "seconds"]
 
 MethodSpec = tuple[str, str, dict[str, Any]]  # (label, registered name, keyword arguments)
@@ -59,13 +59,6 @@ def parse_methods(text: str | Sequence[str]) -> list[MethodSpec]:
                 kwargs[key] = value
         specs.append((item.strip(), name, kwargs))
     return specs
-
-
-def _check_metrics(names: Sequence[str]) -> list[str]:
-    bad = [m for m in names if m not in METRICS]
-    if bad:
-        raise ValueError(f"unknown metric {bad[0]!r}; available: {', '.join(METRICS)}")
-    return list(names)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -98,7 +91,7 @@ def evaluate(
     classifier: Classifier,
     records: Sequence[ImageRecord],
     methods: Sequence[MethodSpec],
-    metrics: Sequence[str] = ("drop", "increase", "insertion", "deletion", "coverage"),
+    metrics: Sequence[str] = METRICS,
     out: str | os.PathLike | None = None,
     layer: str | None = None,
     n_steps: int = 32,
@@ -111,7 +104,7 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    metrics = _check_metrics(metrics)
+    metrics = M.check_metrics(metrics)
     out = Path(out) if out is not None else None
     done = {(r["image"], r["method"]) for r in _read_rows(out)} if out else set()
     rows: list[dict[str, Any]] = []
@@ -137,17 +130,8 @@ def evaluate(
             "n_forward": exp.n_forward,
             "seconds": exp.seconds,
         }
-        module = classifier.module
-        if "drop" in metrics:
-            row["drop"] = float(M.confidence_drop(module, x, h, t)[0])
-        if "increase" in metrics:
-            row["increase"] = bool(M.increase(module, x, h, t)[0])
-        if "insertion" in metrics:
-            row["insertion"] = float(M.insertion(module, x, h, t, n_steps=n_steps).auc[0])
-        if "deletion" in metrics:
-            row["deletion"] = float(M.deletion(module, x, h, t, n_steps=n_steps).auc[0])
-        if "coverage" in metrics:
-            row["coverage"] = float(M.coverage(h)[0])
+        for name, values in M.measure(classifier.module, x, h, t, metrics, n_steps).items():
+            row[name] = bool(values[0]) if name == "increase" else float(values[0])
         row = {k: _fmt(row.get(k, "")) for k in FIELDS}
         if out:
             _append(out, row)
@@ -248,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     methods = parse_methods(args.methods)
-    metrics = _check_metrics(args.metrics.split(","))
+    metrics = M.check_metrics(args.metrics.split(","))
     records = imagenet_folder(args.images, limit=args.limit)
     out = Path(args.out)
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -12,6 +12,8 @@ use — on the normalised input, and scores with softmax probabilities.
   heatmap's positive mass inside the target's tile, and whether its maximum lies there.
 - :func:`coverage` — the mean heatmap value, to see when a metric rewards maps that keep most
   of the image.
+
+:func:`measure` computes any of them at once per image (drop and increase share their passes).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from .device import default_batch_size, module_device
 from .masking import Baseline, make_baseline, score_masked, target_scores
 
 __all__ = [
+    "METRICS",
+    "measure",
+    "check_metrics",
     "confidence_drop",
     "increase",
     "confidence_summary",
@@ -36,6 +41,9 @@ __all__ = [
     "grid_pointing",
     "PointingResult",
 ]
+
+
+METRICS = ("drop", "increase", "insertion", "deletion", "coverage")
 
 
 def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,6 +80,10 @@ def confidence_drop(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, 
     masks everything: O is the score of the baseline input.
     """
     y, o = _clean_and_explained(module, x, heatmaps, targets, baseline)
+    return _drop(y, o, clip)
+
+
+def _drop(y: torch.Tensor, o: torch.Tensor, clip: bool = True) -> torch.Tensor:
     drop = (y - o) / y
     return drop.clamp_min(0) if clip else drop
 
@@ -80,6 +92,35 @@ def increase(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets
     """Per-image bool: is the score on the explanation input strictly higher (``O > Y``)?"""
     y, o = _clean_and_explained(module, x, heatmaps, targets, baseline)
     return o > y
+
+
+def check_metrics(names: Sequence[str]) -> list[str]:
+    """The metric names, or a ValueError naming the first unknown one and those available."""
+    bad = [m for m in names if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metric {bad[0]!r}; available: {', '.join(METRICS)}")
+    return list(names)
+
+
+def measure(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, metrics: Sequence[str] = METRICS, n_steps: int = 32) -> dict[str, torch.Tensor]:
+    """Per-image values (B,) of each named metric of :data:`METRICS`, on the CPU: confidence drop
+    (clipped), increase (bool), insertion and deletion areas with ``n_steps`` steps, coverage.
+    Drop and increase share one clean and one explained pass."""
+    metrics = check_metrics(metrics)
+    out: dict[str, torch.Tensor] = {}
+    if "drop" in metrics or "increase" in metrics:
+        y, o = _clean_and_explained(module, x, heatmaps, targets)
+        if "drop" in metrics:
+            out["drop"] = _drop(y, o).cpu()
+        if "increase" in metrics:
+            out["increase"] = (o > y).cpu()
+    if "insertion" in metrics:
+        out["insertion"] = insertion(module, x, heatmaps, targets, n_steps=n_steps).auc
+    if "deletion" in metrics:
+        out["deletion"] = deletion(module, x, heatmaps, targets, n_steps=n_steps).auc
+    if "coverage" in metrics:
+        out["coverage"] = coverage(heatmaps).cpu()
+    return out
 
 
 def confidence_summary(drops: torch.Tensor | Sequence[float], increases: torch.Tensor | Sequence[bool]) -> dict[str, float]:

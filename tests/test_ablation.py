@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import camlab
-from camlab.ablation import compare, rank_settings, recommend, recouple, sweep
+from camlab.ablation import compare, rank_settings, recommend, recouple, seed_stability, sweep
 
 
 def test_recouple_equals_a_fresh_clustercam(lite0, real_batch):
@@ -44,6 +44,21 @@ def test_compare_measures_whole_settings_like_a_sweep(lite0, real_batch):
     for a, b in zip(by_q, named):
         assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
         assert a["pointing"] != a["pointing"] and b["pointing"] != b["pointing"]
+
+
+def test_seed_stability(lite0, real_batch):
+    from sklearn.metrics import adjusted_rand_score
+
+    x = real_batch[:2]
+    same = seed_stability(lite0.module, x, "blocks.6", [3, 3], n_clusters=4)
+    assert same == {"ari": 1.0, "same_base": 1.0, "same_scissors": 1.0, "corr": pytest.approx(1.0), "corr_min": pytest.approx(1.0)}
+    two = seed_stability(lite0.module, x, "blocks.6", [0, 1], n_clusters=4)
+    a, b = (camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, seed=s)(x) for s in (0, 1))
+    direct = [adjusted_rand_score(a.labels[i].numpy(), b.labels[i].numpy()) for i in range(2)]
+    assert two["ari"] == pytest.approx(sum(direct) / 2)
+    assert -1.0 <= two["corr_min"] <= two["corr"] <= 1.0
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        seed_stability(lite0.module, x, "blocks.6", [0])
 
 
 def test_rank_settings_by_hand():

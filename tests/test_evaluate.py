@@ -10,6 +10,7 @@ import time
 import pytest
 
 from camlab import evaluate as E
+from camlab import metrics as M
 
 PY = sys.executable
 COMPARED = [f for f in E.FIELDS if f != "seconds"]
@@ -80,5 +81,5 @@ def test_bad_method_and_metric_names():
     with pytest.raises(ValueError, match="unknown method 'gradcram'"):
         E.parse_methods("gradcram")
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
-        E._check_metrics(["auc"])
+        M.check_metrics(["auc"])
     assert E.parse_methods("clustercam:n_clusters=8;alpha=0.3") == [("clustercam:n_clusters=8;alpha=0.3", "clustercam", {"n_clusters": 8, "alpha": 0.3})]

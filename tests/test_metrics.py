@@ -39,6 +39,20 @@ def test_increase_and_summary(lite0, case):
     assert s == {"confidence_drop": pytest.approx(20.0), "increase": 50.0, "n_images": 2}
 
 
+def test_measure_equals_each_metric_alone(lite0, case):
+    x, h, t = case
+    res = M.measure(lite0.module, x, h, t, n_steps=4)
+    assert list(res) == list(M.METRICS)
+    assert torch.allclose(res["drop"], M.confidence_drop(lite0.module, x, h, t).cpu(), atol=1e-6)
+    assert torch.equal(res["increase"], M.increase(lite0.module, x, h, t).cpu())
+    assert torch.allclose(res["insertion"], M.insertion(lite0.module, x, h, t, n_steps=4).auc, atol=1e-6)
+    assert torch.allclose(res["deletion"], M.deletion(lite0.module, x, h, t, n_steps=4).auc, atol=1e-6)
+    assert torch.equal(res["coverage"], M.coverage(h))
+    assert list(M.measure(lite0.module, x, h, t, ["coverage", "drop"])) == ["drop", "coverage"]
+    with pytest.raises(ValueError, match="unknown metric 'auc'; available: drop, increase"):
+        M.measure(lite0.module, x, h, t, ["auc"])
+
+
 def test_a_constant_heatmap_gives_no_nan(lite0, case):
     x, _, t = case
     zero = torch.zeros(2, 224, 224)
