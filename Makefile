@@ -26,7 +26,7 @@ run-full: venv
 	$(PY) -m camlab.notebooks run notebooks build/notebooks-full --full
 
 test: venv
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
 
 strip:
 	$(PY) -m camlab.notebooks strip notebooks
