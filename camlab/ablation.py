@@ -1,13 +1,13 @@
 """Parameter sweeps for Cluster-CAM, with every metric, reusing what a parameter does not change.
 
-:func:`recouple` rebuilds Cluster-CAM heatmaps for a new α from an explanation's cluster maps
-and scores — no forward pass. :func:`sweep` runs Cluster-CAM over a grid of one parameter
-(α, Q, K or the clustering method) on a batch of images and measures each setting with the
-metrics of :mod:`camlab.metrics`; for α it clusters and scores once per image.
-:func:`compare` measures whole settings side by side, :func:`seed_stability` how much a setting's
-maps depend on the seed. :func:`rank_settings` turns either into a
-mean rank over the metrics, and :func:`recommend` applies the rule notebook 06 uses to choose
-defaults.
+:func:`sweep` runs Cluster-CAM over a grid of one parameter (α, the coupling, Q, K, the
+clustering method or K-means' restarts) on a batch of images and measures each setting with the
+metrics of :mod:`camlab.metrics`; :func:`compare` measures whole settings side by side. Both fit
+each input once (one forward pass) and fit that state again for each clustering, so a setting
+pays only for clusters never scored before: settings that differ only in α or the coupling cost
+nothing after the first. :func:`seed_stability` says how much a setting's maps depend on the
+seed. :func:`rank_settings` turns rows into a mean rank over the metrics, and :func:`recommend`
+applies the rule notebook 06 uses to choose defaults.
 """
 
 from __future__ import annotations
@@ -19,21 +19,46 @@ from torch import nn
 
 from . import metrics as M
 from .explanation import Explanation
-from .maps import normalize_maps
-from .methods.cluster import ClusterCAM
+from .methods.cluster import ClusterCAM, ClusterState
 
-__all__ = ["recouple", "sweep", "compare", "seed_stability", "rank_settings", "recommend", "METRIC_DIRECTIONS"]
+__all__ = ["ClusterRuns", "sweep", "compare", "seed_stability", "rank_settings", "recommend", "METRIC_DIRECTIONS", "SWEEPABLE"]
 
 # +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
 METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
+SWEEPABLE = ("alpha", "coupling", "n_clusters", "n_eigvecs", "clustering", "n_init")
+
+Pointing = tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]]
 
 
-def recouple(exp: Explanation, alpha: float, size: tuple[int, int]) -> torch.Tensor:
-    """Cluster-CAM heatmaps (B×H×W) for another α from a Cluster-CAM explanation, no forward pass."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    heat, _, _ = ClusterCAM.couple(exp.cluster_maps, exp.cluster_scores, alpha, size)
-    return normalize_maps(heat.clamp_min(0))
+class ClusterRuns:
+    """Cluster-CAM on fixed inputs for many settings: one forward pass per input and one fit per
+    clustering, shared through a :class:`~camlab.methods.cluster.ClusterState`.
+
+    >>> runs = ClusterRuns(model, "bn2")
+    >>> a = runs.explain(x, {"alpha": 0.5}); b = runs.explain(x, {"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
+    """
+
+    def __init__(self, module: nn.Module, layer: str):
+        self.module, self.layer = module, layer
+        self._first: dict[int, ClusterState] = {}  # by input: the fit that made its forward pass
+        self._fits: dict[tuple[int, str], ClusterState] = {}  # by input and clustering parameters
+        self._inputs: dict[int, torch.Tensor] = {}  # keeps each input alive, so its id stays its own
+
+    def fit(self, x: torch.Tensor, setting: Mapping[str, Any], targets=None) -> tuple[ClusterCAM, ClusterState]:
+        cam = ClusterCAM(self.module, self.layer, **setting)
+        key = (id(x), repr(sorted(cam.fit_params().items())))
+        if key not in self._fits:
+            first = self._first.get(id(x))
+            self._fits[key] = cam.fit(x, targets) if first is None else cam.fit(first)
+            self._first.setdefault(id(x), self._fits[key])
+            self._inputs[id(x)] = x
+        return cam, self._fits[key]
+
+    def explain(self, x: torch.Tensor, setting: Mapping[str, Any], targets=None) -> Explanation:
+        """Cluster-CAM with ``setting`` (ClusterCAM keyword arguments) on ``x``; the targets of
+        the first call on ``x`` hold for every later one."""
+        cam, state = self.fit(x, setting, targets)
+        return cam.couple(state)
 
 
 def sweep(
@@ -44,73 +69,53 @@ def sweep(
     values: Sequence[Any],
     n_steps: int = 8,
     base: dict[str, Any] | None = None,
-    pointing: tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]] | None = None,
+    pointing: Pointing | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Cluster-CAM on ``x`` for each value of ``parameter`` (``alpha``, ``n_clusters``,
-    ``n_eigvecs`` or ``clustering``), other parameters from ``base``; one row per setting and
-    image, with every metric and the forward passes the explanation cost.
+    """Cluster-CAM on ``x`` for each value of ``parameter`` (one of :data:`SWEEPABLE`), other
+    parameters from ``base``; one row per setting and image, with every metric and the forward
+    passes per image the setting costs on its own (1 + Q).
 
     ``pointing = (composites, targets, boxes)`` adds the grid pointing game: the mean share of
     each composite map's mass inside its target's tile, reported on every row of that setting
-    as ``pointing``. For α, clustering and scoring run once; only the coupling is redone.
+    as ``pointing``. Each input is passed through the model once; a value that does not change
+    the clusters (α, the coupling) costs no forward pass at all.
     """
-    from tqdm.auto import tqdm
-
-    if parameter not in ("alpha", "n_clusters", "n_eigvecs", "clustering"):
-        raise ValueError(f"cannot sweep {parameter!r}; use alpha, n_clusters, n_eigvecs or clustering")
+    if parameter not in SWEEPABLE:
+        raise ValueError(f"cannot sweep {parameter!r}; use one of {', '.join(SWEEPABLE)}")
     base = dict(base or {})
-    cache: dict[int, Explanation] = {}
-
-    def explain(inputs: torch.Tensor, targets, value) -> tuple[torch.Tensor, torch.Tensor, int]:
-        if parameter == "alpha":
-            key = id(inputs)
-            if key not in cache:
-                cache[key] = ClusterCAM(module, layer, **base)(inputs, targets)
-            exp = cache[key]
-            return recouple(exp, float(value), tuple(inputs.shape[-2:])), exp.targets, 0
-        exp = ClusterCAM(module, layer, **{**base, parameter: value})(inputs, targets)
-        return exp.heatmaps, exp.targets, exp.n_forward // inputs.shape[0]
-
-    return [row for value in tqdm(values, desc=f"sweep {parameter}", disable=not progress)
-            for row in _evaluate(module, x, lambda inputs, targets: explain(inputs, targets, value), n_steps, pointing, parameter=parameter, value=value)]
+    return compare(module, x, layer, {value: {**base, parameter: value} for value in values}, n_steps, pointing, progress, parameter=parameter)
 
 
 def compare(
     module: nn.Module,
     x: torch.Tensor,
     layer: str,
-    settings: Mapping[str, dict[str, Any]],
+    settings: Mapping[Any, dict[str, Any]],
     n_steps: int = 8,
-    pointing: tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]] | None = None,
+    pointing: Pointing | None = None,
     progress: bool = True,
+    parameter: str = "setting",
 ) -> list[dict[str, Any]]:
-    """Cluster-CAM on ``x`` for each named setting (a dict of ClusterCAM keyword arguments), with
-    the rows of :func:`sweep` (``value`` is the setting's name): the joint check of settings that
-    a one-knob-at-a-time sweep cannot make."""
+    """Cluster-CAM on ``x`` for each named setting (a dict of ClusterCAM keyword arguments), one
+    row per setting and image (``value`` is the setting's name): the joint check of settings that
+    a one-knob-at-a-time sweep cannot make. The settings share one forward pass per input and
+    every cluster score (:class:`ClusterRuns`)."""
     from tqdm.auto import tqdm
 
-    def explain(setting):
-        def run(inputs, targets):
-            exp = ClusterCAM(module, layer, **setting)(inputs, targets)
-            return exp.heatmaps, exp.targets, exp.n_forward // inputs.shape[0]
-        return run
-
-    return [row for name, setting in tqdm(settings.items(), desc="compare settings", disable=not progress)
-            for row in _evaluate(module, x, explain(setting), n_steps, pointing, parameter="setting", value=name)]
-
-
-def _evaluate(module, x, explain, n_steps, pointing, **fields) -> list[dict[str, Any]]:
-    """One row per image of ``x`` with every metric of the heatmaps ``explain(inputs, targets)``
-    gives, and the grid pointing game on ``pointing`` (NaN without it)."""
-    heat, targets, n_forward = explain(x, None)
-    res = M.measure(module, x, heat, targets, n_steps=n_steps)
-    point = float("nan")
-    if pointing is not None:
-        xc, tc, boxes = pointing
-        hc, _, _ = explain(xc, tc)
-        point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
-    return [{**fields, "image": i, "n_forward": n_forward, "pointing": point, **{k: float(v[i]) for k, v in res.items()}} for i in range(x.shape[0])]
+    runs = ClusterRuns(module, layer)
+    rows = []
+    for name, setting in tqdm(settings.items(), desc=f"Cluster-CAM by {parameter}", disable=not progress):
+        exp = runs.explain(x, setting)
+        res = M.measure(module, x, exp.heatmaps, exp.targets, n_steps=n_steps)
+        point = float("nan")
+        if pointing is not None:
+            xc, tc, boxes = pointing
+            hc = runs.explain(xc, setting, tc).heatmaps
+            point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
+        cost = 1 + exp.cluster_maps.shape[1]  # per image, for this setting alone
+        rows += [{"parameter": parameter, "value": name, "image": i, "n_forward": cost, "pointing": point, **{k: float(v[i]) for k, v in res.items()}} for i in range(x.shape[0])]
+    return rows
 
 
 def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequence[int] = range(5), **setting: Any) -> dict[str, float]:
@@ -119,14 +124,15 @@ def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequen
     clusterings (``ari``) and the mean and lowest correlation of the two heatmaps (``corr``,
     ``corr_min``; pairs with a constant map are left out). Against the first seed: the share of
     the other seeds whose base and scissors are exactly the same set of channels
-    (``same_base``, ``same_scissors``)."""
+    (``same_base``, ``same_scissors``). One forward pass of ``x`` serves every seed."""
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
     seeds = list(seeds)
     if len(seeds) < 2:
         raise ValueError(f"seed stability needs at least 2 seeds, got {seeds}")
-    runs = [ClusterCAM(module, layer, **{**setting, "seed": s})(x) for s in seeds]
+    runs_ = ClusterRuns(module, layer)
+    runs = [runs_.explain(x, {**setting, "seed": s}) for s in seeds]
 
     def members(exp: Explanation, i: int, which: torch.Tensor) -> set[int]:
         return set((exp.labels[i] == which[i]).nonzero().flatten().tolist())

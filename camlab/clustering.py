@@ -1,4 +1,5 @@
-"""Clustering feature maps (spec §3): K-means, and spectral clustering as separate steps.
+"""Clustering feature maps (spec §3): K-means, Ward's agglomerative clustering, and spectral
+clustering as separate steps.
 
 Every function works on the rows of a matrix ``X`` (n × d) — for Cluster-CAM, the N flattened
 feature maps of one image — in torch, on ``X``'s device. The spectral path is cut into the steps
@@ -28,6 +29,7 @@ import torch
 __all__ = [
     "KMeansResult",
     "kmeans",
+    "ward",
     "pairwise_distances",
     "similarity",
     "adjacency",
@@ -122,6 +124,28 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: in
         if best is None or inertia < best.inertia:
             best = KMeansResult(labels, centers, inertia, it)
     return best
+
+
+def ward(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Agglomerative clustering of the rows of ``x`` with Ward linkage (scikit-learn's
+    ``AgglomerativeClustering(linkage="ward")``, in float64): labels (n,) on ``x``'s device.
+
+    Each step merges the two clusters whose union least increases the within-cluster sum of
+    squares — the objective K-means minimises — but greedily and without a random start, so the
+    result has no seed: the same rows always give the same partition.
+
+    Raises:
+        ValueError: ``k`` < 1 or larger than the number of rows.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"cannot make {k} clusters of {n} rows: k must be in [1, {n}]")
+    if k == 1 or n == 1:
+        return torch.zeros(n, dtype=torch.long, device=x.device)
+    labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(x.detach().double().cpu().numpy())
+    return torch.as_tensor(labels, dtype=torch.long, device=x.device)
 
 
 def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
@@ -260,15 +284,15 @@ def spectral_decomposition(
     return SpectralResult(d, sigma, s, a, lap, vals, vecs, empty, empty, _n_components(a))
 
 
-def spectral_labels(decomposition: SpectralResult, n_clusters: int, n_eigvecs: int, seed: int = 0) -> SpectralResult:
-    """Steps 6–7: embed with u_2 … u_{K+1} and run K-means into Q clusters."""
+def spectral_labels(decomposition: SpectralResult, n_clusters: int, n_eigvecs: int, seed: int = 0, n_init: int = 3) -> SpectralResult:
+    """Steps 6–7: embed with u_2 … u_{K+1} and run K-means (best of ``n_init``) into Q clusters."""
     n = decomposition.eigenvectors.shape[0]
     if not 1 <= n_eigvecs < n:
         raise ValueError(f"n_eigvecs={n_eigvecs} must be in [1, {n - 1}] for {n} vertices")
     if not 1 <= n_clusters <= n:
         raise ValueError(f"cannot make {n_clusters} clusters of {n} rows")
     emb = decomposition.eigenvectors[:, 1 : n_eigvecs + 1]
-    labels = kmeans(emb, n_clusters, seed=seed).labels
+    labels = kmeans(emb, n_clusters, seed=seed, n_init=n_init).labels
     return replace(decomposition, embedding=emb, labels=labels)
 
 
@@ -282,6 +306,7 @@ def spectral_clustering(
     kappa: float = 0.0,
     tau: float = 1.0,
     seed: int = 0,
+    n_init: int = 3,
 ) -> SpectralResult:
     """Spectral clustering of the rows of ``x`` into ``n_clusters`` (spec §3, steps 1–7), with
     every intermediate. A disconnected graph still gives Q non-empty clusters.
@@ -293,4 +318,4 @@ def spectral_clustering(
     if not 1 <= n_clusters <= n:
         raise ValueError(f"cannot make {n_clusters} clusters of {n} rows")
     dec = spectral_decomposition(x, laplacian_kind, adjacency_kind, sigma, kappa, tau)
-    return spectral_labels(dec, n_clusters, n_eigvecs, seed)
+    return spectral_labels(dec, n_clusters, n_eigvecs, seed, n_init)

@@ -1,36 +1,39 @@
-"""Sweeps reuse cached clusters: re-coupling for a new α equals a fresh Cluster-CAM, with no forward pass."""
+"""Sweeps share one fitted Cluster-CAM state per input: settings that keep the clusters cost no forward pass."""
 
 import pytest
 import torch
 
 import camlab
-from camlab.ablation import compare, rank_settings, recommend, recouple, seed_stability, sweep
+from camlab.ablation import compare, rank_settings, recommend, seed_stability, sweep
 
 
-def test_recouple_equals_a_fresh_clustercam(lite0, real_batch):
+def test_a_sweep_over_alpha_and_coupling_costs_one_fit(lite0, real_batch, monkeypatch):
+    """Settings that differ in α and the coupling share one forward pass and one set of cluster
+    scores: 1 + Q passes per image in all (the metrics' own passes are stubbed out here)."""
+    import camlab.ablation as A
+
     x = real_batch[:2]
-    cached = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.5)(x)
+    monkeypatch.setattr(A.M, "measure", lambda module, x, heat, targets, n_steps: {"drop": heat.mean((1, 2))})
     calls = []
-    handle = lite0.module.register_forward_hook(lambda *a: calls.append(1))
+    handle = lite0.module.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
     try:
-        again = recouple(cached, 0.8, (224, 224))
+        grid = {(c, a): {"n_clusters": 4, "coupling": c, "alpha": a} for c in ("normalized", "paper", "weighted") for a in (0.2, 0.5, 0.9)}
+        rows = compare(lite0.module, x, "blocks.6", grid, n_steps=2, progress=False)
+        by_alpha = sweep(lite0.module, x, "blocks.6", "alpha", [0.0, 1.0], n_steps=2, base={"n_clusters": 4}, progress=False)
     finally:
         handle.remove()
-    assert not calls  # no forward pass
-    fresh = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.8)(x)
-    assert torch.allclose(again, fresh.heatmaps, atol=1e-5)
-    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
-        recouple(cached, 1.2, (224, 224))
+    assert sum(calls) == 2 * 2 * (1 + 4)  # one fit for the whole grid, one for the sweep
+    assert len(rows) == 9 * 2 and all(r["n_forward"] == 1 + 4 for r in rows + by_alpha)  # what each setting costs on its own
+    for r in rows:
+        fresh = camlab.ClusterCAM(lite0.module, "blocks.6", **grid[r["value"]])(x[r["image"] : r["image"] + 1])
+        assert r["drop"] == pytest.approx(float(fresh.heatmaps.mean()), abs=1e-5)
 
 
 def test_sweep_rows_costs_and_ranking(lite0, real_batch):
     x = real_batch[:2]
-    rows = sweep(lite0.module, x, "blocks.6", "alpha", [0.0, 1.0], n_steps=2, progress=False)
-    assert len(rows) == 4 and all(r["n_forward"] == 0 for r in rows)  # α re-couples cached clusters
     q_rows = sweep(lite0.module, x, "blocks.6", "n_clusters", [2, 3], n_steps=2, progress=False)
     assert [r["n_forward"] for r in q_rows] == [3, 3, 4, 4]
-    table = rank_settings(q_rows)
-    assert {r["value"] for r in table} == {2, 3} and table[0]["mean_rank"] <= table[1]["mean_rank"]
+    assert [r["value"] for r in q_rows] == [2, 2, 3, 3] and {r["parameter"] for r in q_rows} == {"n_clusters"}
     with pytest.raises(ValueError, match="cannot sweep 'seed'"):
         sweep(lite0.module, x, "blocks.6", "seed", [1])
 
@@ -57,6 +60,8 @@ def test_seed_stability(lite0, real_batch):
     direct = [adjusted_rand_score(a.labels[i].numpy(), b.labels[i].numpy()) for i in range(2)]
     assert two["ari"] == pytest.approx(sum(direct) / 2)
     assert -1.0 <= two["corr_min"] <= two["corr"] <= 1.0
+    ward = seed_stability(lite0.module, x, "blocks.6", [0, 1, 2], n_clusters=4, clustering="ward")
+    assert ward["ari"] == 1.0 and ward["corr_min"] == pytest.approx(1.0)  # no seed: the same map
     with pytest.raises(ValueError, match="at least 2 seeds"):
         seed_stability(lite0.module, x, "blocks.6", [0])
 

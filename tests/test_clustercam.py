@@ -17,14 +17,29 @@ def up(m, size):
     return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-@pytest.mark.parametrize("clustering", ["kmeans", "spectral"])
-@pytest.mark.parametrize("alpha", [0.5, 0.8])
-def test_heatmap_equals_a_direct_computation_from_the_labels(lite0, real_batch, clustering, alpha):
+def direct_heatmap(maps, labels, scores, alpha, coupling, size=(224, 224)):
+    """Eq 20–22 and the two other couplings, written out from an explanation's own labels."""
+    Q = int(labels.max()) + 1
+    means = torch.stack([maps[labels == q].mean(0) for q in range(Q)])  # eq 18
+    base, scissors = int(scores.argmax()), int(scores.argmin())
+    if coupling == "weighted":  # Σ_q (y_q − min y) s(Up(F̃_q)); no α
+        H = sum((scores[q] - scores.min()) * s(up(means[q : q + 1], size))[0] for q in range(Q))
+    elif coupling == "paper":  # eq 22 as printed: the raw upsampled means
+        H = alpha * up(means[base : base + 1], size)[0] - (1 - alpha) * up(means[scissors : scissors + 1], size)[0]
+    else:  # camlab's: each map scaled to [0, 1] first
+        H = alpha * s(up(means[base : base + 1], size))[0] - (1 - alpha) * s(up(means[scissors : scissors + 1], size))[0]
+    return s(H.clamp_min(0)[None])[0], base, scissors
+
+
+@pytest.mark.parametrize("coupling", ["normalized", "paper", "weighted"])
+@pytest.mark.parametrize("clustering, alpha", [("kmeans", 0.5), ("spectral", 0.8), ("ward", 0.7)])
+def test_heatmap_equals_a_direct_computation_from_the_labels(lite0, real_batch, clustering, alpha, coupling):
     x = real_batch[:2]
     Q = 6
-    exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=Q, clustering=clustering, alpha=alpha)(x)
+    exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=Q, clustering=clustering, alpha=alpha, coupling=coupling)(x)
     assert exp.labels.shape == (2, 320) and exp.cluster_maps.shape == (2, Q, 7, 7) and exp.cluster_scores.shape == (2, Q)
     assert exp.n_forward == 2 * (1 + Q)
+    assert exp.params["coupling"] == coupling and exp.params["alpha"] == (None if coupling == "weighted" else alpha)
     feats = {}
     h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
     with torch.no_grad():
@@ -37,11 +52,72 @@ def test_heatmap_equals_a_direct_computation_from_the_labels(lite0, real_batch, 
         with torch.no_grad():
             y = lite0.module(x[b : b + 1] * masks[:, None]).softmax(1)[:, c]  # eq 19
         assert torch.allclose(y, exp.cluster_scores[b], atol=1e-5)
-        base, scissors = int(y.argmax()), int(y.argmin())  # eq 20–21
+        ref, base, scissors = direct_heatmap(a, labels, y, alpha, coupling)  # eq 20–22
         assert (base, scissors) == (int(exp.base[b]), int(exp.scissors[b]))
-        H = alpha * masks[base] - (1 - alpha) * masks[scissors]  # eq 22
-        ref = s(H.clamp_min(0))
         assert torch.allclose(exp.heatmaps[b], ref, atol=1e-5)
+
+
+def test_ward_is_scikit_learns_and_has_no_seed(lite0, real_batch):
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    x = real_batch[:1]
+    a = ClusterCAM(lite0.module, "blocks.6", clustering="ward", n_clusters=6, seed=0)(x)
+    b = ClusterCAM(lite0.module, "blocks.6", clustering="ward", n_clusters=6, seed=12345)(x)
+    assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.labels, b.labels)  # bitwise
+    assert "seed" not in a.params
+    feats = {}
+    h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    with torch.no_grad():
+        lite0.module(x)
+    h.remove()
+    rows = feats["a"][0].flatten(1).double().numpy()
+    theirs = AgglomerativeClustering(n_clusters=6, linkage="ward").fit_predict(rows)
+    assert adjusted_rand_score(theirs, a.labels[0].numpy()) == 1.0  # the same partition, up to relabelling
+    assert len(set(zip(theirs.tolist(), a.labels[0].tolist()))) == 6  # a one-to-one relabelling
+
+
+def test_fit_then_couple_equals_the_call_and_costs_no_pass(lite0, real_batch):
+    x = real_batch[:2]
+    cam = ClusterCAM(lite0.module, "blocks.6", n_clusters=5)
+    state = cam.fit(x)
+    assert state.n_forward == 2 * (1 + 5) and state.masked_forwards == 10
+    calls = []
+    handle = lite0.module.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    try:
+        by_coupling = {c: cam.couple(state, alpha=0.3, coupling=c) for c in ("normalized", "paper", "weighted")}
+        again = cam.fit(state)  # the same clustering on the same forward pass: every score cached
+        other_q = cam.replace(n_clusters=3).fit(state)  # new clusters: only their masked passes
+    finally:
+        handle.remove()
+    assert sum(calls) == other_q.n_forward == 2 * 3 and again.n_forward == 0
+    assert torch.equal(again.cluster_scores, state.cluster_scores)
+    for coupling, exp in by_coupling.items():
+        fresh = ClusterCAM(lite0.module, "blocks.6", n_clusters=5, alpha=0.3, coupling=coupling)(x)
+        assert torch.allclose(exp.heatmaps, fresh.heatmaps, atol=1e-6) and exp.params == fresh.params
+        assert exp.n_forward == fresh.n_forward == 12
+    with pytest.raises(ValueError, match="fitted at layer 'blocks.6'"):
+        ClusterCAM(lite0.module, "bn2").fit(state)
+    with pytest.raises(ValueError, match="keeps its own targets"):
+        cam.fit(state, targets=[1, 2])
+    with pytest.raises(ValueError, match="unknown coupling 'sum'"):
+        cam.couple(state, coupling="sum")
+    with pytest.raises(ValueError, match="has no setting 'q'"):
+        cam.replace(q=3)
+
+
+def test_n_init_reaches_kmeans(lite0, real_batch):
+    from camlab.clustering import kmeans
+
+    x = real_batch[:1]
+    exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=6, n_init=7, seed=2)(x)
+    assert exp.params["n_init"] == 7
+    feats = {}
+    h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    with torch.no_grad():
+        lite0.module(x)
+    h.remove()
+    assert torch.equal(exp.labels[0], kmeans(feats["a"][0].flatten(1), 6, seed=2, n_init=7).labels)
 
 
 def test_no_gradient_is_computed(lite0, real_batch):
@@ -73,6 +149,8 @@ def test_same_seed_same_map_and_q_sets_the_cost(lite0, real_batch):
         ({"alpha": 1.5}, r"alpha must be in \[0, 1\], got 1.5"),
         ({"alpha": -0.1}, r"alpha must be in \[0, 1\]"),
         ({"clustering": "dbscan"}, "unknown clustering 'dbscan'"),
+        ({"coupling": "sum"}, "unknown coupling 'sum'; use one of"),
+        ({"n_init": 0}, r"n_init must be an integer ≥ 1, got 0"),
     ],
 )
 def test_bad_parameters_at_construction(lite0, kwargs, match):
@@ -93,5 +171,5 @@ def test_alpha_one_is_the_base_map_alone(lite0, real_batch):
     assert torch.allclose(exp.heatmaps[0], s(up(base[None], (224, 224)))[0], atol=1e-5)
 
 
-def test_registered_and_in_the_shared_checks():
+def test_registered():
     assert camlab.METHODS["clustercam"] is ClusterCAM

@@ -27,11 +27,23 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     box = explorer.widget(image, categories=lite0.categories)
     c = explorer.controls
     assert box.children and c["n_clusters"].value == Q
+    assert c["clustering"].options == ("kmeans", "spectral", "ward") and c["coupling"].options == ("normalized", "paper", "weighted")
 
-    c["alpha"].value = 0.3  # α: no forward pass at all
-    assert explorer.masked_forwards == Q and explorer.state["alpha"] == 0.3
-    direct = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.3)(real_batch[:1])
-    assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
+    calls = []
+    handle = lite0.module.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    maps = {}
+    try:
+        c["alpha"].value = 0.3  # α: no forward pass at all
+        for coupling in ("paper", "weighted", "normalized"):  # nor the coupling
+            c["coupling"].value = coupling
+            maps[coupling] = explorer.explanation.heatmaps
+            assert c["alpha"].disabled == (coupling == "weighted")
+    finally:
+        handle.remove()
+    assert not calls and explorer.masked_forwards == Q and explorer.settings["alpha"] == 0.3
+    for coupling, heat in maps.items():
+        direct = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.3, coupling=coupling)(real_batch[:1])
+        assert torch.allclose(heat, direct.heatmaps, atol=1e-5)
 
     c["n_clusters"].value = 4  # Q: at most Q masked passes
     assert Q < explorer.masked_forwards <= Q + 4 and explorer.explanation.cluster_maps.shape[1] == 4
@@ -39,13 +51,19 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     c["clustering"].value = "spectral"
     before = explorer.masked_forwards
     c["n_eigvecs"].value = 5  # K: no pass of the image, the decomposition reused
-    decomposition = explorer._decomposition
+    spectra = dict(explorer.fitted.cache.spectra)
     c["n_eigvecs"].value = 3
     c["n_eigvecs"].value = 5  # back to a K already seen: every cluster is cached
-    assert explorer._decomposition is decomposition
+    assert len(spectra) == 1 and explorer.fitted.cache.spectra == spectra
     assert explorer.image_forwards == 1
     assert explorer.masked_forwards <= before + 2 * 4
     direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.3)(real_batch[:1])
+    assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
+
+    c["clustering"].value = "ward"  # seed-free: the same map as a direct call
+    assert c["n_eigvecs"].disabled
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="ward", alpha=0.3)(real_batch[:1])
+    assert torch.equal(explorer.explanation.labels, direct.labels)
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
     plt.close("all")
 

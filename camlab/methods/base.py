@@ -1,10 +1,10 @@
 """The one pipeline that every CAM method runs through.
 
-``BaseCAM.__call__`` validates the input, resolves the targets, runs one forward pass with the
-target layer captured (and ``torch.autograd.grad`` for methods that need gradients), asks the
-method for channel weights or a spatial map through the single override point
-:meth:`BaseCAM.compute`, and finishes with the shared post-processing of the spec (§1):
-weighted sum, ReLU, bilinear upsampling and min-max normalisation. Everything stays in torch on
+``BaseCAM.__call__`` is :meth:`BaseCAM.forward` (validate the input, resolve the targets, one
+forward pass with the target layer captured, ``torch.autograd.grad`` for methods that need
+gradients), then the single override point :meth:`BaseCAM.compute` (channel weights or a spatial
+map), then :meth:`BaseCAM.finish`, the shared post-processing of the spec (§1): weighted sum,
+ReLU, bilinear upsampling and min-max normalisation. Everything stays in torch on
 the model's device until the heatmaps are returned.
 """
 
@@ -111,6 +111,14 @@ class BaseCAM:
 
     def __call__(self, x: torch.Tensor, targets: Targets = None) -> Explanation:
         start = time.perf_counter()
+        ctx = self.forward(x, targets)
+        with torch.no_grad():
+            out = self.compute(ctx)
+        return self.finish(ctx, out, start)
+
+    def forward(self, x: torch.Tensor, targets: Targets = None) -> Context:
+        """The pipeline's first half: validate ``x``, one forward pass with the target layer
+        captured (and the gradient of the target logits when the method needs it)."""
         x = check_input(x).to(self.device)
         if self.module.training:
             raise RuntimeError("the model is in training mode; call module.eval() first (batch norm and dropout change the maps)")
@@ -126,24 +134,26 @@ class BaseCAM:
             acts = cap.activations.detach()
         if acts.dim() != 4:
             raise ValueError(f"layer {self.layer_name!r} outputs shape {tuple(acts.shape)}; CAM methods need B×N×h×w feature maps")
-        logits = logits.detach()
-        ctx = Context(x=x, logits=logits, activations=acts, targets=t, gradients=grads, n_forward=x.shape[0])
+        return Context(x=x, logits=logits.detach(), activations=acts, targets=t, gradients=grads, n_forward=x.shape[0])
+
+    def finish(self, ctx: Context, out: torch.Tensor, start: float, params: dict[str, Any] | None = None) -> Explanation:
+        """The pipeline's second half: what :meth:`compute` returned → the :class:`Explanation`
+        (weighted sum, ReLU, upsampling, normalisation; ``start`` is the call's start time)."""
         with torch.no_grad():
-            out = self.compute(ctx)
-            cam = self.combine(out, acts)
-            heat = self.postprocess(cam, tuple(x.shape[-2:]))
+            cam = self.combine(out, ctx.activations)
+            heat = self.postprocess(cam, tuple(ctx.x.shape[-2:]))
         if not torch.isfinite(heat).all():
             raise RuntimeError(f"{type(self).__name__} produced a non-finite heatmap; please report this as a bug")
-        scores = logits.softmax(dim=1).gather(1, t[:, None]).squeeze(1)
+        scores = ctx.logits.softmax(dim=1).gather(1, ctx.targets[:, None]).squeeze(1)
         return Explanation(
             heatmaps=heat.float().cpu(),
-            targets=t.cpu(),
+            targets=ctx.targets.cpu(),
             scores=scores.cpu(),
             n_forward=ctx.n_forward,
             seconds=time.perf_counter() - start,
             method=self.name,
             layer=self.layer_name,
-            params=self.params(),
+            params=self.params() if params is None else params,
             extras={k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in ctx.extras.items()},
         )
 

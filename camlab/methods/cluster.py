@@ -1,36 +1,117 @@
 """Cluster-CAM (Feng et al. 2023, spec §4): cognition base and cognition scissors.
 
-The N feature maps of the target layer are clustered into Q groups (K-means on the raw maps, or
-spectral clustering); each cluster's mean map masks the image; the best-scoring cluster is the
-*cognition base*, the worst the *cognition scissors*, and the heatmap is
+The N feature maps of the target layer are clustered into Q groups (K-means on the raw maps,
+Ward's agglomerative clustering, or spectral clustering); each cluster's mean map masks the
+image; the best-scoring cluster is the *cognition base*, the worst the *cognition scissors*,
+and a **coupling** turns the cluster maps and scores into the heatmap:
 
-    H = α · s(Up(F̃_base)) − (1 − α) · s(Up(F̃_scissors)),   heatmap = s(ReLU(H)).
+- ``"normalized"`` (camlab's form of eq 22): ``H = α s(Up(F̃_base)) − (1 − α) s(Up(F̃_scissors))``;
+- ``"paper"`` (eq 22 as printed): ``H = α Up(F̃_base) − (1 − α) Up(F̃_scissors)``;
+- ``"weighted"`` (beyond the paper): ``H = Σ_q (y_q − min_q y_q) s(Up(F̃_q))``, no α;
 
-One forward pass for the activations and one batched pass of the Q masked images; no gradient.
-The steps are separate methods (:meth:`ClusterCAM.cluster`, :meth:`ClusterCAM.representatives`,
-:meth:`ClusterCAM.score_clusters`, :meth:`ClusterCAM.couple`) so the interactive notebook can
-cache what a slider does not change.
+and in each case ``heatmap = s(ReLU(H))``.
+
+Cluster-CAM is split in two: :meth:`ClusterCAM.fit` (one forward pass, clustering,
+representatives, the Q scores → a :class:`ClusterState`) and :meth:`ClusterCAM.couple` (state →
+explanation, for any α and coupling, no forward pass). A state can be fitted again with other
+clustering settings (``cam.fit(state)``): the forward pass is reused and only clusters whose
+membership has not been scored on it before cost a masked pass. ``ClusterCAM.__call__`` runs
+the same steps through the shared pipeline; the explorer and the sweeps use fit and couple.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..clustering import ADJACENCIES, LAPLACIANS, kmeans, spectral_clustering
+from ..clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectral_decomposition, spectral_labels, ward
+from ..explanation import Explanation
 from ..maps import normalize_maps, upsample
 from ..masking import Baseline, check_baseline, check_score, score_masked
-from .base import BaseCAM, Context
+from .base import BaseCAM, Context, Targets
 
-__all__ = ["ClusterCAM", "CLUSTERINGS", "DEFAULTS"]
+__all__ = ["ClusterCAM", "ClusterState", "couple_maps", "CLUSTERINGS", "COUPLINGS", "DEFAULTS"]
 
-CLUSTERINGS = ("kmeans", "spectral")
+CLUSTERINGS = ("kmeans", "spectral", "ward")
+COUPLINGS = ("normalized", "paper", "weighted")
 # Measured by notebook 06 on 40 dev images (efficientnet_lite0, bn2; benchmarks/RESULTS.md):
 # α = 0.8 and Q = 8 by its rule; K-means over spectral clustering because, at Q = 8 and α = 0.8,
 # it is better on every ranked metric and on the pointing game. K = 7 applies to spectral only.
-DEFAULTS = {"n_clusters": 8, "clustering": "kmeans", "n_eigvecs": 7, "alpha": 0.8}
+# The coupling stays camlab's normalised eq 22 until the full-size run chooses among the three.
+DEFAULTS = {"n_clusters": 8, "clustering": "kmeans", "n_eigvecs": 7, "alpha": 0.8, "coupling": "normalized", "n_init": 3}
+
+
+def couple_maps(reps: torch.Tensor, scores: torch.Tensor, size: tuple[int, int], alpha: float, coupling: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq 20–22: base = argmax, scissors = argmin of the scores, and the coupled map H.
+
+    Args:
+        reps: B×Q×h×w representative maps (eq 18).
+        scores: B×Q cluster scores (eq 19).
+        size: the input's H×W.
+        alpha: the balance of base and scissors (ignored by ``"weighted"``).
+        coupling: one of :data:`COUPLINGS`.
+    Returns:
+        ``(H, base, scissors)``, H of shape B×H×W before the final ReLU and scaling.
+    """
+    if coupling not in COUPLINGS:
+        raise ValueError(f"unknown coupling {coupling!r}; use one of {COUPLINGS}")
+    idx = torch.arange(reps.shape[0], device=reps.device)
+    base, scissors = scores.argmax(1), scores.argmin(1)
+    if coupling == "weighted":
+        weights = (scores - scores.min(1, keepdim=True).values).to(reps.dtype)
+        return torch.einsum("bq,bqhw->bhw", weights, normalize_maps(upsample(reps, size))), base, scissors
+    up_base, up_scissors = upsample(reps[idx, base], size), upsample(reps[idx, scissors], size)
+    if coupling == "normalized":
+        up_base, up_scissors = normalize_maps(up_base), normalize_maps(up_scissors)
+    return alpha * up_base - (1 - alpha) * up_scissors, base, scissors
+
+
+@dataclass(eq=False)
+class _ScoreCache:
+    """What every fit on one forward pass shares: cluster scores keyed by cluster membership, and
+    the spectral decompositions (eigenvectors only) of each image's maps."""
+
+    scores: dict[tuple, float] = field(default_factory=dict)
+    spectra: dict[tuple, SpectralResult] = field(default_factory=dict)
+    masked_forwards: int = 0  # masked images scored on this forward pass so far
+
+
+@dataclass(eq=False)
+class ClusterState:
+    """Cluster-CAM fitted on a batch: everything but the coupling.
+
+    Attributes:
+        context: the forward pass (input, logits, activations, targets).
+        labels: B×N cluster of every channel.
+        cluster_maps: B×Q×h×w representative maps (eq 18).
+        cluster_scores: B×Q scores of the masked images (eq 19).
+        params: the parameters of the clustering (those of the ClusterCAM that fitted it).
+        n_forward: images this fit pushed through the model (scores found in the cache are free).
+        seconds: wall time of the fit.
+    """
+
+    context: Context
+    labels: torch.Tensor
+    cluster_maps: torch.Tensor
+    cluster_scores: torch.Tensor
+    params: dict[str, Any]
+    n_forward: int
+    seconds: float
+    cache: _ScoreCache = field(repr=False, default_factory=_ScoreCache)
+
+    @property
+    def image_forwards(self) -> int:
+        """Passes of the unmasked images (one per image, whatever was fitted since)."""
+        return int(self.context.x.shape[0])
+
+    @property
+    def masked_forwards(self) -> int:
+        """Masked images scored on this forward pass so far, by every fit that shares it."""
+        return self.cache.masked_forwards
 
 
 class ClusterCAM(BaseCAM):
@@ -38,17 +119,23 @@ class ClusterCAM(BaseCAM):
 
     Args:
         n_clusters: Q, the number of clusters (≥ 2, ≤ the channel count).
-        clustering: ``"kmeans"`` on the flattened maps (the paper's choice for its tables) or
-            ``"spectral"`` (spec §3).
+        clustering: ``"kmeans"`` on the flattened maps (the paper's choice for its tables),
+            ``"ward"`` (agglomerative, Ward linkage: no seed) or ``"spectral"`` (spec §3).
         n_eigvecs: K, eigenvectors of the spectral embedding (1 ≤ K < N); spectral only.
         laplacian, adjacency, sigma, kappa, tau: the spectral graph (see :mod:`camlab.clustering`).
         alpha: the balance α ∈ [0, 1] between base and scissors (the paper gives no value; the
             defaults of Q, α and the clustering are the measurement of notebook 06, see DEFAULTS).
+            Not used by the ``"weighted"`` coupling.
+        coupling: ``"normalized"`` (camlab's eq 22: each map scaled to [0, 1] first),
+            ``"paper"`` (eq 22 as the paper prints it, on the raw cluster means) or
+            ``"weighted"`` (every cluster map weighted by its score above the worst).
         score: ``"softmax"`` (default) or ``"logit"`` for the cluster scores.
         baseline: what masked-out pixels become (spec §1; zeros in normalised space by default).
         batch_size: images per pass for the masked inputs; ``None`` sends all B·Q in one pass.
-        seed: K-means seed; the same seed gives the same map. With K-means, other seeds can give
-            noticeably different maps (notebook 06 measures it); spectral clustering barely moves.
+        seed: K-means seed (also the K-means of spectral clustering); the same seed gives the
+            same map. With K-means, other seeds can give noticeably different maps (notebook 06
+            measures it); Ward's clustering has no seed.
+        n_init: K-means restarts (the best of ``n_init`` k-means++ starts is kept).
     """
 
     name = "clustercam"
@@ -66,20 +153,22 @@ class ClusterCAM(BaseCAM):
         kappa: float = 0.0,
         tau: float = 1.0,
         alpha: float = DEFAULTS["alpha"],
+        coupling: str = DEFAULTS["coupling"],
         score: str = "softmax",
         baseline: Baseline = "zeros",
         batch_size: int | None = None,
         seed: int = 0,
+        n_init: int = DEFAULTS["n_init"],
     ):
         super().__init__(module, target_layer, batch_size=batch_size)
-        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 2:
-            raise ValueError(f"n_clusters (Q) must be an integer ≥ 2, got {n_clusters!r}")
-        if isinstance(n_eigvecs, bool) or not isinstance(n_eigvecs, int) or n_eigvecs < 1:
-            raise ValueError(f"n_eigvecs (K) must be an integer ≥ 1, got {n_eigvecs!r}")
-        if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
-            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+        for name, value, least in (("n_clusters (Q)", n_clusters, 2), ("n_eigvecs (K)", n_eigvecs, 1), ("n_init", n_init, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
+        check_alpha(alpha)
         if clustering not in CLUSTERINGS:
             raise ValueError(f"unknown clustering {clustering!r}; use one of {CLUSTERINGS}")
+        if coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {coupling!r}; use one of {COUPLINGS}")
         if laplacian not in LAPLACIANS:
             raise ValueError(f"unknown laplacian {laplacian!r}; use one of {LAPLACIANS}")
         if adjacency not in ADJACENCIES:
@@ -90,15 +179,32 @@ class ClusterCAM(BaseCAM):
             raise ValueError(f"tau must be > 0, got {tau!r}")
         check_score(score)
         check_baseline(baseline)
-        self.n_clusters, self.clustering, self.n_eigvecs = n_clusters, clustering, n_eigvecs
+        self.n_clusters, self.clustering, self.n_eigvecs, self.n_init = n_clusters, clustering, n_eigvecs, n_init
         self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau = laplacian, adjacency, sigma, float(kappa), float(tau)
-        self.alpha, self.score, self.baseline, self.seed = float(alpha), score, baseline, int(seed)
+        self.alpha, self.coupling, self.score, self.baseline, self.seed = float(alpha), coupling, score, baseline, int(seed)
+        self._settings = dict(
+            n_clusters=n_clusters, clustering=clustering, n_eigvecs=n_eigvecs, laplacian=laplacian, adjacency=adjacency, sigma=sigma, kappa=kappa,
+            tau=tau, alpha=alpha, coupling=coupling, score=score, baseline=baseline, batch_size=batch_size, seed=seed, n_init=n_init,
+        )
 
-    def params(self) -> dict[str, Any]:
-        p = {**super().params(), "n_clusters": self.n_clusters, "clustering": self.clustering, "alpha": self.alpha, "score": self.score, "baseline": self.baseline, "seed": self.seed}
+    def replace(self, **changes: Any) -> "ClusterCAM":
+        """A ClusterCAM on the same model and layer with some settings changed (validated)."""
+        unknown = sorted(set(changes) - set(self._settings))
+        if unknown:
+            raise ValueError(f"ClusterCAM has no setting {', '.join(map(repr, unknown))}; it has {sorted(self._settings)}")
+        return type(self)(self.module, self.layer_name, **{**self._settings, **changes})
+
+    def fit_params(self) -> dict[str, Any]:
+        """The parameters a fit depends on: everything but α and the coupling."""
+        p = {**super().params(), "n_clusters": self.n_clusters, "clustering": self.clustering, "score": self.score, "baseline": self.baseline}
+        if self.clustering != "ward":
+            p.update(seed=self.seed, n_init=self.n_init)
         if self.clustering == "spectral":
             p.update(n_eigvecs=self.n_eigvecs, laplacian=self.laplacian, adjacency=self.adjacency, sigma=self.sigma, kappa=self.kappa, tau=self.tau)
         return p
+
+    def params(self) -> dict[str, Any]:
+        return {**self.fit_params(), **coupling_params(self.alpha, self.coupling)}
 
     # --- the steps -------------------------------------------------------------------------
 
@@ -109,14 +215,22 @@ class ClusterCAM(BaseCAM):
         if self.clustering == "spectral" and self.n_eigvecs >= n_channels:
             raise ValueError(f"n_eigvecs (K) = {self.n_eigvecs} must be smaller than the {n_channels} channels of layer {self.layer_name!r}")
 
-    def cluster(self, maps: torch.Tensor) -> torch.Tensor:
-        """Cluster labels (N,) of one image's maps (N×h×w)."""
+    def cluster(self, maps: torch.Tensor, spectra: dict[tuple, SpectralResult] | None = None, key: Any = None) -> torch.Tensor:
+        """Cluster labels (N,) of one image's maps (N×h×w). With ``spectra``, the spectral
+        decomposition is kept there under ``key`` (and the graph settings) and reused."""
         rows = maps.flatten(1).float()
         if self.clustering == "kmeans":
-            return kmeans(rows, self.n_clusters, seed=self.seed).labels
-        return spectral_clustering(
-            rows, self.n_clusters, self.n_eigvecs, self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau, seed=self.seed
-        ).labels
+            return kmeans(rows, self.n_clusters, seed=self.seed, n_init=self.n_init).labels
+        if self.clustering == "ward":
+            return ward(rows, self.n_clusters)
+        graph = (key, self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau)
+        dec = None if spectra is None else spectra.get(graph)
+        if dec is None:
+            dec = spectral_decomposition(rows, self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau)
+            if spectra is not None:  # keep the eigenvectors only: the N×N graph matrices are not needed again
+                empty = torch.empty(0)
+                spectra[graph] = dec = replace(dec, distances=empty, similarity=empty, adjacency=empty, laplacian=empty)
+        return spectral_labels(dec, self.n_clusters, self.n_eigvecs, self.seed, self.n_init).labels
 
     @staticmethod
     def representatives(maps: torch.Tensor, labels: torch.Tensor, n_clusters: int) -> torch.Tensor:
@@ -125,35 +239,77 @@ class ClusterCAM(BaseCAM):
         counts = torch.bincount(labels, minlength=n_clusters).clamp_min(1).to(maps.dtype)
         return sums / counts[:, None, None]
 
-    def score_clusters(self, x: torch.Tensor, reps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Eq 19: ``y_q = S_c(X ⊙ s(Up(F̃_q)))`` for B×Q representative maps, one batched pass → B×Q."""
+    def score_clusters(self, ctx: Context, labels: torch.Tensor, reps: torch.Tensor, cache: _ScoreCache) -> torch.Tensor:
+        """Eq 19: ``y_q = S_c(X ⊙ s(Up(F̃_q)))`` for B×Q clusters → B×Q, in one batched pass of
+        the clusters whose membership ``cache`` has not scored yet (the others cost nothing)."""
         b, q = reps.shape[:2]
-        owner = torch.arange(b, device=x.device).repeat_interleave(q)
-        batch = self._batch_size or b * q
-        scores = score_masked(self.module, x, reps.flatten(0, 1), owner, targets, baseline=self.baseline, score=self.score, batch_size=batch)
-        return scores.view(b, q)
+        how = (self.score, self.baseline if isinstance(self.baseline, (str, int, float, type(None))) else id(self.baseline))
+        onehot = (labels[:, None, :] == torch.arange(q, device=labels.device)[None, :, None]).cpu().numpy()  # B×Q×N
+        keys = [[(how, i, onehot[i, k].tobytes()) for k in range(q)] for i in range(b)]
+        new = [(i, k) for i in range(b) for k in range(q) if keys[i][k] not in cache.scores]
+        if new:
+            owner = torch.tensor([i for i, _ in new], device=ctx.x.device)
+            which = torch.tensor([k for _, k in new], device=ctx.x.device)
+            y = score_masked(self.module, ctx.x, reps[owner, which], owner, ctx.targets, baseline=self.baseline, score=self.score, batch_size=self._batch_size or len(new))
+            cache.scores.update({keys[i][k]: float(v) for (i, k), v in zip(new, y)})
+            cache.masked_forwards += len(new)
+        return torch.tensor([[cache.scores[keys[i][k]] for k in range(q)] for i in range(b)], device=ctx.x.device, dtype=reps.dtype)
 
-    @staticmethod
-    def couple(reps: torch.Tensor, scores: torch.Tensor, alpha: float, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq 20–22: base = argmax, scissors = argmin, ``H = α s(Up(base)) − (1 − α) s(Up(scissors))``.
+    def _fit(self, ctx: Context, cache: _ScoreCache, start: float, image_forwards: int) -> ClusterState:
+        acts = ctx.activations
+        self.check_layer(acts.shape[1])
+        with torch.no_grad():
+            labels = torch.stack([self.cluster(a, cache.spectra, i) for i, a in enumerate(acts)])  # B×N
+            reps = torch.stack([self.representatives(a, l, self.n_clusters) for a, l in zip(acts, labels)])  # B×Q×h×w
+            before = cache.masked_forwards
+            scores = self.score_clusters(ctx, labels, reps, cache)
+        n_forward = image_forwards + cache.masked_forwards - before
+        return ClusterState(ctx, labels, reps, scores, self.fit_params(), n_forward, time.perf_counter() - start, cache)
 
-        Returns ``(H, base, scissors)`` with H of shape B×H×W (before the final ReLU and scaling).
-        """
-        idx = torch.arange(reps.shape[0], device=reps.device)
-        base, scissors = scores.argmax(1), scores.argmin(1)
-        up_base = normalize_maps(upsample(reps[idx, base], size))
-        up_scissors = normalize_maps(upsample(reps[idx, scissors], size))
-        return alpha * up_base - (1 - alpha) * up_scissors, base, scissors
+    # --- fit and couple ----------------------------------------------------------------------
 
-    # --- the pipeline's override point -------------------------------------------------------
+    def fit(self, x: torch.Tensor | ClusterState, targets: Targets = None) -> ClusterState:
+        """Cluster and score: one forward pass of ``x``, the clustering, the Q representative
+        maps and their scores. Given a :class:`ClusterState` instead of a batch, its forward
+        pass (images, targets, activations) and its cache of scores are reused: only clusters
+        never scored on it cost a masked pass."""
+        start = time.perf_counter()
+        if isinstance(x, ClusterState):
+            if targets is not None:
+                raise ValueError("a fitted state keeps its own targets; fit the images again to explain other classes")
+            if x.params["target_layer"] != self.layer_name:
+                raise ValueError(f"the state was fitted at layer {x.params['target_layer']!r}, this ClusterCAM explains {self.layer_name!r}")
+            return self._fit(x.context, x.cache, start, image_forwards=0)
+        ctx = self.forward(x, targets)
+        return self._fit(ctx, _ScoreCache(), start, image_forwards=ctx.n_forward)
+
+    def couple(self, state: ClusterState, alpha: float | None = None, coupling: str | None = None) -> Explanation:
+        """The explanation of a fitted state for a balance α and a coupling (this ClusterCAM's
+        when not given): no forward pass. ``n_forward`` and ``seconds`` include the fit's."""
+        start = time.perf_counter()
+        alpha = self.alpha if alpha is None else check_alpha(alpha)
+        coupling = self.coupling if coupling is None else coupling
+        ctx = state.context
+        heat, base, scissors = couple_maps(state.cluster_maps, state.cluster_scores, tuple(ctx.x.shape[-2:]), alpha, coupling)
+        extras = dict(labels=state.labels, cluster_maps=state.cluster_maps, cluster_scores=state.cluster_scores, base=base, scissors=scissors)
+        done = replace(ctx, n_forward=state.n_forward, extras=extras)
+        return self.finish(done, heat, start - state.seconds, params={**state.params, **coupling_params(alpha, coupling)})
 
     def compute(self, ctx: Context) -> torch.Tensor:
-        acts, x = ctx.activations, ctx.x
-        self.check_layer(acts.shape[1])
-        labels = torch.stack([self.cluster(a) for a in acts])  # B×N
-        reps = torch.stack([self.representatives(a, l, self.n_clusters) for a, l in zip(acts, labels)])  # B×Q×h×w
-        scores = self.score_clusters(x, reps, ctx.targets)
-        ctx.n_forward += reps.shape[0] * reps.shape[1]
-        heat, base, scissors = self.couple(reps, scores, self.alpha, tuple(x.shape[-2:]))
-        ctx.extras.update(labels=labels, cluster_maps=reps, cluster_scores=scores, base=base, scissors=scissors)
+        """The shared pipeline's override point: fit on the pipeline's forward pass, then couple."""
+        state = self._fit(ctx, _ScoreCache(), time.perf_counter(), image_forwards=0)
+        heat, base, scissors = couple_maps(state.cluster_maps, state.cluster_scores, tuple(ctx.x.shape[-2:]), self.alpha, self.coupling)
+        ctx.n_forward += state.n_forward
+        ctx.extras.update(labels=state.labels, cluster_maps=state.cluster_maps, cluster_scores=state.cluster_scores, base=base, scissors=scissors)
         return heat
+
+
+def check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def coupling_params(alpha: float, coupling: str) -> dict[str, Any]:
+    """α and the coupling as an explanation records them: the weighted coupling has no α."""
+    return {"coupling": coupling, "alpha": None if coupling == "weighted" else float(alpha)}
