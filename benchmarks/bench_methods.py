@@ -6,7 +6,9 @@
 Same model (efficientnet_lite0), layer and images for both sides; each time is the median over
 the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUDA-synchronised).
 "floor" rows time N plain forward passes of the image at the best batch size: the least any
-method that scores N masked inputs can cost. The table goes to stdout and, as CSV, to
+method that scores N masked inputs can cost. Cluster-CAM rows also give their cost over their own
+floor (one forward pass and one batch of Q), timed back to back in 15 rounds (``floor_ratio``).
+The table goes to stdout and, as CSV, to
 benchmarks/results/.
 """
 
@@ -28,6 +30,14 @@ from camlab.timing import time_call
 
 warnings.filterwarnings("ignore")
 RESULTS = Path(__file__).resolve().parent / "results"
+# Cluster-CAM rows: K-means with camlab's eq 22, then one change each
+CLUSTER_VARIANTS = {
+    "clustercam": {},
+    "clustercam_spectral": {"clustering": "spectral"},
+    "clustercam_ward": {"clustering": "ward"},
+    "clustercam_paper": {"coupling": "paper"},
+    "clustercam_weighted": {"coupling": "weighted"},
+}
 
 
 def anchors(model, layer_module):
@@ -61,8 +71,7 @@ def anchors(model, layer_module):
         "scorecam": [pgc(ScoreCAM), tc(tcm.ScoreCAM)],  # their default settings
         "ablationcam": [pgc(AblationCAM)],
         "groupcam": [],
-        "clustercam": [],
-        "clustercam_spectral": [],
+        **{name: [] for name in CLUSTER_VARIANTS},
     }
 
 
@@ -94,12 +103,36 @@ def floor(model, x, n, batch_sizes=(4, 8, 16, 32, 64), repeats=1):
     return best
 
 
+def paired_ratio(run, floor_runs, device, rounds=15):
+    """Median over rounds of time(run) / time(floor_runs), the two timed back to back in each
+    round: on a machine whose speed drifts (a shared host), a ratio of two separate medians can be
+    off by tens of percent; a paired ratio is not."""
+    import time
+
+    def seconds(fns):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for f in fns:
+            f()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    seconds([run, *floor_runs])  # warm-up
+    ratios = []
+    for _ in range(rounds):
+        f = seconds(floor_runs)
+        ratios.append(seconds([run]) / f)
+    return statistics.median(ratios)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
     p.add_argument("--n-images", type=int, default=1)
     p.add_argument("--layers", default="bn2,blocks.6")
-    p.add_argument("--methods", default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,clustercam,clustercam_spectral")
+    p.add_argument("--methods", default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam," + ",".join(CLUSTER_VARIANTS))
     p.add_argument("--n-clusters", type=int, default=6, help="Q for Cluster-CAM")
     p.add_argument("--repeats", type=int, default=1, help="timed repeats per image (after one warm-up)")
     p.add_argument("--batch-size", type=int, default=None, help="camlab's batch size (default: per device)")
@@ -121,11 +154,11 @@ def main(argv=None) -> int:
         n_channels = cap.activations.shape[1]
         t_floor, bs_floor = floor(model, images[0], n_channels, repeats=args.repeats)
         rows.append(dict(layer=layer, method=f"floor: {n_channels} forwards", implementation=f"batch size {bs_floor}", seconds=t_floor, n_forward=n_channels, ratio=""))
-        t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=7, warmup=1, device=device).seconds
+        t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=15, warmup=1, device=device).seconds
         rows.append(dict(layer=layer, method="one forward", implementation="", seconds=t_one, n_forward=1, ratio=""))
         q = args.n_clusters
         masked = images[0].expand(q, -1, -1, -1).clone()
-        t_q = time_call(lambda: torch.no_grad()(model)(masked), repeats=7, warmup=1, device=device).seconds
+        t_q = time_call(lambda: torch.no_grad()(model)(masked), repeats=15, warmup=1, device=device).seconds
         cluster_floor = t_one + t_q
         rows.append(dict(layer=layer, method=f"floor: 1 + {q} batched forwards", implementation="", seconds=cluster_floor, n_forward=1 + q, ratio=""))
         print(f"\n[{layer}] {n_channels} channels; one forward {t_one * 1000:.0f} ms; floor {t_floor:.2f} s (batch {bs_floor}); "
@@ -133,22 +166,25 @@ def main(argv=None) -> int:
         their = anchors(model, layer_module)
         for name in args.methods.split(","):
             kw = {"batch_size": args.batch_size} if args.batch_size and name in ("scorecam", "ablationcam", "groupcam", "smoothgradcampp") else {}
-            if name.startswith("clustercam"):
-                kw = {"n_clusters": q, "clustering": "spectral" if name.endswith("spectral") else "kmeans"}
+            if name in CLUSTER_VARIANTS:
+                kw = {"n_clusters": q, **CLUSTER_VARIANTS[name]}
             method = camlab.METHODS[name.split("_")[0]](model, layer, **kw)
             per_image, n_fwd = [], []
             for x in images:
                 t = time_call(lambda: method(x), repeats=args.repeats, warmup=1, device=device)
                 if t.seconds < 1.0:  # cheap methods: more repeats, less noise
-                    t = time_call(lambda: method(x), repeats=max(5, args.repeats), warmup=0, device=device)
+                    t = time_call(lambda: method(x), repeats=max(15, args.repeats), warmup=0, device=device)
                 per_image.append(t.seconds)
                 n_fwd.append(t.result.n_forward)
             ours = statistics.median(per_image)
-            rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=statistics.median(n_fwd), ratio=1.0))
             vs_floor = f"  = {ours / t_floor:.2f}× the floor" if name == "scorecam" else ""
-            if name.startswith("clustercam"):
+            floor_ratio = ""
+            if name in CLUSTER_VARIANTS:
+                with torch.no_grad():
+                    floor_ratio = paired_ratio(lambda: method(images[0]), [lambda: model(images[0]), lambda: model(masked)], device)
                 score_cam = next((r["seconds"] for r in rows if r["layer"] == layer and r["method"] == "scorecam" and r["implementation"].startswith("pytorch-grad-cam")), None)
-                vs_floor = f"  = {ours / cluster_floor:.2f}× its floor" + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else "")
+                vs_floor = f"  = {floor_ratio:.2f}× its floor (paired)" + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else "")
+            rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=statistics.median(n_fwd), ratio=1.0, floor_ratio=floor_ratio))
             print(f"  {name:16s} camlab {ours:8.3f} s  ({statistics.median(n_fwd):.0f} forwards){vs_floor}", flush=True)
             if args.no_anchors:
                 continue
@@ -163,7 +199,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_methods_{device.type}.csv"
     with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["date", "device", "layer", "method", "implementation", "seconds", "n_forward", "ratio"])
+        w = csv.DictWriter(fh, fieldnames=["date", "device", "layer", "method", "implementation", "seconds", "n_forward", "ratio", "floor_ratio"])
         w.writeheader()
         for r in rows:
             w.writerow({"date": date.today().isoformat(), "device": str(device), **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})

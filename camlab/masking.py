@@ -126,7 +126,8 @@ def score_masked(
     """
     check_score(score)
     size = tuple(x.shape[-2:])
-    if bases is None:
+    zero_base = bases is None and (baseline is None or (isinstance(baseline, str) and baseline == "zeros"))
+    if bases is None and not zero_base:
         bases = make_baseline(x, baseline)
     out = torch.empty(maps.shape[0], device=x.device, dtype=x.dtype)
     for start in range(0, maps.shape[0], batch_size):
@@ -137,6 +138,9 @@ def score_masked(
         if normalize:
             m = normalize_maps(m)
         who = owner[idx]
-        logits = module(apply_masks(x[who], m, bases[who]))
+        # one image for the whole chunk (the usual case): mask it by broadcasting, no gathered copies
+        single = bool((who == who[0]).all())
+        pick = who[0] if single else who
+        logits = module(apply_masks(x[pick], m, None if zero_base else bases[pick]))
         out[idx] = target_scores(logits, targets[who], score)
     return out

@@ -120,7 +120,7 @@ def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images
     target = int(explanation.targets[index])
     label = categories[target] if categories is not None else f"class {target}"
     overlay(rgb, None, ax=axes[0, q_count], title=label)
-    alpha = explanation.params.get("alpha")
-    overlay(rgb, explanation.heatmaps[index], ax=axes[1, q_count], title=f"Cluster-CAM (α={alpha})")
+    alpha, coupling = explanation.params.get("alpha"), explanation.params.get("coupling", "normalized")
+    overlay(rgb, explanation.heatmaps[index], ax=axes[1, q_count], title=f"{coupling}" + ("" if alpha is None else f", α={alpha}"))
     fig.tight_layout()
     return fig

@@ -1,4 +1,5 @@
-"""Cluster-CAM (spec §4) against a direct computation from its own returned labels."""
+"""Cluster-CAM (spec §4) against a direct computation from its own returned labels, for every
+clustering and coupling; fit and couple against the one-call pipeline."""
 
 import pytest
 import torch

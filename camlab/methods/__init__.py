@@ -2,7 +2,7 @@
 
 from .base import BaseCAM, Context
 from .cam import CAM
-from .cluster import ClusterCAM
+from .cluster import ClusterCAM, ClusterState
 from .gradient import GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM
 from .perturbation import AblationCAM, GroupCAM, ScoreCAM
 
@@ -16,6 +16,7 @@ __all__ = [
     "Context",
     "CAM",
     "ClusterCAM",
+    "ClusterState",
     "GradCAM",
     "GradCAMpp",
     "SmoothGradCAMpp",
