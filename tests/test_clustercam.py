@@ -18,6 +18,18 @@ def up(m, size):
     return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def blocks6(model, x):
+    """The output of blocks.6 and the softmax of the model for ``x``, through a plain forward hook."""
+    feats = {}
+    h = model.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    try:
+        with torch.no_grad():
+            probs = model(x).softmax(1)
+    finally:
+        h.remove()
+    return feats["a"], probs
+
+
 def direct_heatmap(maps, labels, scores, alpha, coupling, size=(224, 224)):
     """Eq 20–22 and the two other couplings, written out from an explanation's own labels."""
     Q = int(labels.max()) + 1
@@ -41,13 +53,9 @@ def test_heatmap_equals_a_direct_computation_from_the_labels(lite0, real_batch, 
     assert exp.labels.shape == (2, 320) and exp.cluster_maps.shape == (2, Q, 7, 7) and exp.cluster_scores.shape == (2, Q)
     assert exp.n_forward == 2 * (1 + Q)
     assert exp.params["coupling"] == coupling and exp.params["alpha"] == (None if coupling == "weighted" else alpha)
-    feats = {}
-    h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
-    with torch.no_grad():
-        probs = lite0.module(x).softmax(1)
-    h.remove()
+    acts, probs = blocks6(lite0.module, x)
     for b in range(2):
-        a, labels, c = feats["a"][b], exp.labels[b], int(probs[b].argmax())
+        a, labels, c = acts[b], exp.labels[b], int(probs[b].argmax())
         means = torch.stack([a[labels == q].mean(0) for q in range(Q)])  # eq 18
         masks = s(up(means, (224, 224)))
         with torch.no_grad():
@@ -67,12 +75,7 @@ def test_ward_is_scikit_learns_and_has_no_seed(lite0, real_batch):
     b = ClusterCAM(lite0.module, "blocks.6", clustering="ward", n_clusters=6, seed=12345)(x)
     assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.labels, b.labels)  # bitwise
     assert "seed" not in a.params
-    feats = {}
-    h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
-    with torch.no_grad():
-        lite0.module(x)
-    h.remove()
-    rows = feats["a"][0].flatten(1).double().numpy()
+    rows = blocks6(lite0.module, x)[0][0].flatten(1).double().numpy()
     theirs = AgglomerativeClustering(n_clusters=6, linkage="ward").fit_predict(rows)
     assert adjusted_rand_score(theirs, a.labels[0].numpy()) == 1.0  # the same partition, up to relabelling
     assert len(set(zip(theirs.tolist(), a.labels[0].tolist()))) == 6  # a one-to-one relabelling
@@ -113,12 +116,7 @@ def test_n_init_reaches_kmeans(lite0, real_batch):
     x = real_batch[:1]
     exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=6, n_init=7, seed=2)(x)
     assert exp.params["n_init"] == 7
-    feats = {}
-    h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
-    with torch.no_grad():
-        lite0.module(x)
-    h.remove()
-    assert torch.equal(exp.labels[0], kmeans(feats["a"][0].flatten(1), 6, seed=2, n_init=7).labels)
+    assert torch.equal(exp.labels[0], kmeans(blocks6(lite0.module, x)[0][0].flatten(1), 6, seed=2, n_init=7).labels)
 
 
 def test_no_gradient_is_computed(lite0, real_batch):
