@@ -31,33 +31,33 @@ Pointing = tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]
 
 
 class ClusterRuns:
-    """Cluster-CAM on fixed inputs for many settings: one forward pass per input and one fit per
-    clustering, shared through a :class:`~camlab.methods.cluster.ClusterState`.
+    """Cluster-CAM on one batch for many settings: one forward pass of ``x`` and one fit per
+    clustering, shared through a :class:`~camlab.methods.cluster.ClusterState` — settings that
+    differ only in α or the coupling re-couple a fit, and a new clustering pays only for clusters
+    never scored on this batch.
 
-    >>> runs = ClusterRuns(model, "bn2")
-    >>> a = runs.explain(x, {"alpha": 0.5}); b = runs.explain(x, {"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
+    >>> runs = ClusterRuns(model, "bn2", x)
+    >>> a = runs.explain({"alpha": 0.5}); b = runs.explain({"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
     """
 
-    def __init__(self, module: nn.Module, layer: str):
-        self.module, self.layer = module, layer
-        self._first: dict[int, ClusterState] = {}  # by input: the fit that made its forward pass
-        self._fits: dict[tuple[int, str], ClusterState] = {}  # by input and clustering parameters
-        self._inputs: dict[int, torch.Tensor] = {}  # keeps each input alive, so its id stays its own
+    def __init__(self, module: nn.Module, layer: str, x: torch.Tensor, targets=None):
+        self.module, self.layer, self.x, self.targets = module, layer, x, targets
+        self._fits: dict[str, ClusterState] = {}  # by the parameters a fit depends on
+        self._first: ClusterState | None = None  # the fit that made the forward pass
 
-    def fit(self, x: torch.Tensor, setting: Mapping[str, Any], targets=None) -> tuple[ClusterCAM, ClusterState]:
+    def fit(self, setting: Mapping[str, Any]) -> tuple[ClusterCAM, ClusterState]:
+        """The ClusterCAM of ``setting`` (its keyword arguments) and its fitted state on the batch."""
         cam = ClusterCAM(self.module, self.layer, **setting)
-        key = (id(x), repr(sorted(cam.fit_params().items())))
+        key = repr(sorted(cam.fit_params().items()))
         if key not in self._fits:
-            first = self._first.get(id(x))
-            self._fits[key] = cam.fit(x, targets) if first is None else cam.fit(first)
-            self._first.setdefault(id(x), self._fits[key])
-            self._inputs[id(x)] = x
+            self._fits[key] = cam.fit(self.x, self.targets) if self._first is None else cam.fit(self._first)
+            if self._first is None:
+                self._first = self._fits[key]
         return cam, self._fits[key]
 
-    def explain(self, x: torch.Tensor, setting: Mapping[str, Any], targets=None) -> Explanation:
-        """Cluster-CAM with ``setting`` (ClusterCAM keyword arguments) on ``x``; the targets of
-        the first call on ``x`` hold for every later one."""
-        cam, state = self.fit(x, setting, targets)
+    def explain(self, setting: Mapping[str, Any]) -> Explanation:
+        """Cluster-CAM with ``setting`` on the batch."""
+        cam, state = self.fit(setting)
         return cam.couple(state)
 
 
@@ -103,15 +103,16 @@ def compare(
     every cluster score (:class:`ClusterRuns`)."""
     from tqdm.auto import tqdm
 
-    runs = ClusterRuns(module, layer)
+    runs = ClusterRuns(module, layer, x)
+    composites = None if pointing is None else ClusterRuns(module, layer, pointing[0], pointing[1])
     rows = []
     for name, setting in tqdm(settings.items(), desc=f"Cluster-CAM by {parameter}", disable=not progress):
-        exp = runs.explain(x, setting)
+        exp = runs.explain(setting)
         res = M.measure(module, x, exp.heatmaps, exp.targets, n_steps=n_steps)
         point = float("nan")
-        if pointing is not None:
-            xc, tc, boxes = pointing
-            hc = runs.explain(xc, setting, tc).heatmaps
+        if composites is not None:
+            boxes = pointing[2]
+            hc = composites.explain(setting).heatmaps
             point = sum(M.grid_pointing(hc[i], boxes[i]).mass_inside for i in range(len(boxes))) / max(1, len(boxes))
         cost = 1 + exp.cluster_maps.shape[1]  # per image, for this setting alone
         rows += [{"parameter": parameter, "value": name, "image": i, "n_forward": cost, "pointing": point, **{k: float(v[i]) for k, v in res.items()}} for i in range(x.shape[0])]
@@ -131,8 +132,8 @@ def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequen
     seeds = list(seeds)
     if len(seeds) < 2:
         raise ValueError(f"seed stability needs at least 2 seeds, got {seeds}")
-    runs_ = ClusterRuns(module, layer)
-    runs = [runs_.explain(x, {**setting, "seed": s}) for s in seeds]
+    shared = ClusterRuns(module, layer, x)
+    runs = [shared.explain({**setting, "seed": s}) for s in seeds]
 
     def members(exp: Explanation, i: int, which: torch.Tensor) -> set[int]:
         return set((exp.labels[i] == which[i]).nonzero().flatten().tolist())
