@@ -5,7 +5,8 @@
 
 The images are notebook 06's (``random.Random(seed).sample`` of the dev folder). For each setting,
 ``camlab.ablation.seed_stability`` over seeds 0 … S−1 (one forward pass of the images serves
-every seed and setting); the table goes to stdout and, as CSV, to
+every seed of a setting), and the ratio of the peaks of base and scissors that eq 22 subtracts;
+the table goes to stdout and, as CSV, to
 benchmarks/results/seed_stability_<layer>.csv.
 """
 
@@ -17,6 +18,8 @@ import random
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 import camlab
 from camlab.ablation import seed_stability
@@ -58,6 +61,14 @@ def main(argv=None) -> int:
         rows.append({"setting": name, **{k: round(v, 4) for k, v in st.items()}, "seconds": round(time.perf_counter() - start, 1)})
         print(f"  {name:40s} heatmap r between seeds {st['corr']:.3f} (lowest {st['corr_min']:.3f}); ARI {st['ari']:.3f}; "
               f"same base {st['same_base']:.0%}, same scissors {st['same_scissors']:.0%}", flush=True)
+    # why the paper's eq 22 moves most: the scales of the two cluster means it subtracts
+    state = camlab.ClusterCAM(clf.module, layer, n_clusters=args.n_clusters).fit(x)
+    rows_ = torch.arange(len(x))
+    peaks = state.cluster_maps.flatten(2).amax(2)
+    ratio = peaks[rows_, state.cluster_scores.argmax(1)] / peaks[rows_, state.cluster_scores.argmin(1)].clamp_min(1e-12)
+    q = ratio.quantile(torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])).tolist()
+    print(f"peak of the base mean / peak of the scissors mean (K-means, seed 0): deciles 10/25/50/75/90 % = "
+          f"{', '.join(f'{v:.3g}' for v in q)}; more than 3× apart either way in {float(((ratio > 3) | (ratio < 1 / 3)).float().mean()):.0%} of the images")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"seed_stability_{layer}.csv"
     with out.open("w", newline="") as fh:
