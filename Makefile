@@ -25,8 +25,10 @@ run: venv
 run-full: venv
 	$(PY) -m camlab.notebooks run notebooks build/notebooks-full --full
 
+# CAMLAB_HEADLESS: nbval runs the notebooks with no front end; the explorer then makes no widgets
+# (widget comms can stall nbclient for good, jupyter/nbclient#312)
 test: venv
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+	CAMLAB_HEADLESS=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
 
 strip:
 	$(PY) -m camlab.notebooks strip notebooks

@@ -7,7 +7,10 @@ Same model (efficientnet_lite0), layer and images for both sides; each time is t
 the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUDA-synchronised).
 "floor" rows time N plain forward passes of the image at the best batch size: the least any
 method that scores N masked inputs can cost. Cluster-CAM rows also give their cost over their own
-floor (one forward pass and one batch of Q), timed back to back in 15 rounds (``floor_ratio``).
+floor (one forward pass and one batch of Q), timed back to back in 15 rounds (``floor_ratio``), and
+over that floor with the model in torch's default memory layout (``default_floor_ratio``). Every
+camlab row is also timed on a deep copy of the model in the default layout (``before_seconds``):
+the "before" of Step 7, when camlab did not choose a layout.
 The table goes to stdout and, as CSV, to
 benchmarks/results/.
 """
@@ -15,6 +18,7 @@ benchmarks/results/.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import platform
 import statistics
@@ -79,17 +83,19 @@ def floor(model, x, n, batch_sizes=(4, 8, 16, 32, 64), repeats=1):
     """Seconds for n forward passes of x at the best batch size, and that batch size.
 
     Each batch size is timed on a few batches first; the full n passes run at the best two.
+    The batches are in the model's memory layout.
     """
+    layout = camlab.device.module_memory_format(model)
     with torch.no_grad():
         probe = {}
         for bs in batch_sizes:
-            batch = x.expand(bs, -1, -1, -1).clone()
+            batch = x.expand(bs, -1, -1, -1).contiguous(memory_format=layout)
             probe[bs] = time_call(lambda: model(batch), repeats=3, warmup=1, device=x.device).seconds / bs
         candidates = sorted(batch_sizes, key=probe.get)[:2]
     best = None
     with torch.no_grad():
         for bs in candidates:
-            batch = x.expand(min(bs, n), -1, -1, -1).clone()
+            batch = x.expand(min(bs, n), -1, -1, -1).contiguous(memory_format=layout)
 
             def run():
                 done = 0
@@ -127,6 +133,18 @@ def paired_ratio(run, floor_runs, device, rounds=15):
     return statistics.median(ratios)
 
 
+def time_method(method, images, repeats, device):
+    """Median over the images of a per-image median, and the forward passes of one call."""
+    per_image, n_fwd = [], []
+    for x in images:
+        t = time_call(lambda: method(x), repeats=repeats, warmup=1, device=device)
+        if t.seconds < 1.0:  # cheap methods: more repeats, less noise
+            t = time_call(lambda: method(x), repeats=max(15, repeats), warmup=0, device=device)
+        per_image.append(t.seconds)
+        n_fwd.append(t.result.n_forward)
+    return statistics.median(per_image), statistics.median(n_fwd)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
@@ -145,6 +163,10 @@ def main(argv=None) -> int:
     picked = camlab.data.pick_images(args.data_root, n_images=args.n_images, seed=0)
     images = [clf.preprocess(pi.image) for pi in picked]
     model = clf.module
+    # "before": the same weights in torch's default layout, as camlab loaded them before it chose
+    # a memory layout per device; camlab's inputs follow whichever layout the model has
+    before = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    images_before = [x.contiguous() for x in images]
     rows = []
     print(f"efficientnet_lite0 on {device} ({platform.processor() or platform.machine()}), {len(images)} image(s), torch {torch.__version__}", flush=True)
     for layer in args.layers.split(","):
@@ -157,7 +179,8 @@ def main(argv=None) -> int:
         t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=15, warmup=1, device=device).seconds
         rows.append(dict(layer=layer, method="one forward", implementation="", seconds=t_one, n_forward=1, ratio=""))
         q = args.n_clusters
-        masked = images[0].expand(q, -1, -1, -1).clone()
+        masked = images[0].expand(q, -1, -1, -1).contiguous(memory_format=camlab.device.module_memory_format(model))
+        masked_before = masked.contiguous()
         t_q = time_call(lambda: torch.no_grad()(model)(masked), repeats=15, warmup=1, device=device).seconds
         cluster_floor = t_one + t_q
         rows.append(dict(layer=layer, method=f"floor: 1 + {q} batched forwards", implementation="", seconds=cluster_floor, n_forward=1 + q, ratio=""))
@@ -169,23 +192,21 @@ def main(argv=None) -> int:
             if name in CLUSTER_VARIANTS:
                 kw = {"n_clusters": q, **CLUSTER_VARIANTS[name]}
             method = camlab.METHODS[name.split("_")[0]](model, layer, **kw)
-            per_image, n_fwd = [], []
-            for x in images:
-                t = time_call(lambda: method(x), repeats=args.repeats, warmup=1, device=device)
-                if t.seconds < 1.0:  # cheap methods: more repeats, less noise
-                    t = time_call(lambda: method(x), repeats=max(15, args.repeats), warmup=0, device=device)
-                per_image.append(t.seconds)
-                n_fwd.append(t.result.n_forward)
-            ours = statistics.median(per_image)
+            ours, n_fwd = time_method(method, images, args.repeats, device)
+            old, _ = time_method(camlab.METHODS[name.split("_")[0]](before, layer, **kw), images_before, args.repeats, device)
             vs_floor = f"  = {ours / t_floor:.2f}× the floor" if name == "scorecam" else ""
-            floor_ratio = ""
+            floor_ratio = vs_default_floor = ""
             if name in CLUSTER_VARIANTS:
                 with torch.no_grad():
                     floor_ratio = paired_ratio(lambda: method(images[0]), [lambda: model(images[0]), lambda: model(masked)], device)
+                    vs_default_floor = paired_ratio(lambda: method(images[0]), [lambda: before(images_before[0]), lambda: before(masked_before)], device)
                 score_cam = next((r["seconds"] for r in rows if r["layer"] == layer and r["method"] == "scorecam" and r["implementation"].startswith("pytorch-grad-cam")), None)
-                vs_floor = f"  = {floor_ratio:.2f}× its floor (paired)" + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else "")
-            rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=statistics.median(n_fwd), ratio=1.0, floor_ratio=floor_ratio))
-            print(f"  {name:16s} camlab {ours:8.3f} s  ({statistics.median(n_fwd):.0f} forwards){vs_floor}", flush=True)
+                vs_floor = (f"  = {floor_ratio:.2f}× its floor, {vs_default_floor:.2f}× its floor in the default layout (paired)"
+                            + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else ""))
+            rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=n_fwd, ratio=1.0, before_seconds=old,
+                             floor_ratio=floor_ratio, default_floor_ratio=vs_default_floor))
+            vs_floor += f"; default layout {old:.3f} s ({old / ours:.2f}×)"
+            print(f"  {name:16s} camlab {ours:8.3f} s  ({n_fwd:.0f} forwards){vs_floor}", flush=True)
             if args.no_anchors:
                 continue
             for label, run in their.get(name, []):
@@ -199,7 +220,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_methods_{device.type}.csv"
     with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["date", "device", "layer", "method", "implementation", "seconds", "n_forward", "ratio", "floor_ratio"])
+        w = csv.DictWriter(fh, fieldnames=["date", "device", "layer", "method", "implementation", "seconds", "n_forward", "ratio", "before_seconds", "floor_ratio", "default_floor_ratio"])
         w.writeheader()
         for r in rows:
             w.writerow({"date": date.today().isoformat(), "device": str(device), **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})

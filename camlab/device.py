@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device", "module_device", "default_batch_size"]
+__all__ = ["resolve_device", "module_device", "default_batch_size", "preferred_memory_format", "module_memory_format", "to_model_format"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -38,9 +38,38 @@ def module_device(module: torch.nn.Module) -> torch.device:
 def default_batch_size(device: torch.device) -> int:
     """Images per forward pass for perturbation methods when the caller does not say.
 
-    On the CPU small batches are cheapest per image (measured with efficientnet_lite0 on a 2-core
-    machine: batches of 1–8 within the run-to-run noise of each other, the best in the benchmark
-    runs at 4; +30 % per image at 16 and +80 % at 32), so 4; on a GPU, 64 (a few GB at 224×224
-    for the networks here).
+    On the CPU, 8: `benchmarks/bench_batch.py` (2026-11-28, efficientnet_lite0 in channels_last on
+    this project's 2-core machine, every batch size timed in turn over 7 rounds) measured 11.5,
+    7.2, 5.6, 4.9, 10.4 and 15.0 ms per masked image at batch sizes 1, 2, 4, 8, 16 and 32. On a
+    GPU, 64 — not measured yet (no GPU run has been made); a few GB at 224×224 for these networks.
     """
-    return 64 if device.type == "cuda" else 4
+    return 64 if device.type == "cuda" else 8
+
+
+def preferred_memory_format(device: torch.device) -> torch.memory_format:
+    """The memory layout :func:`camlab.load_model` gives a network on ``device``.
+
+    On the CPU ``torch.channels_last`` (NHWC): measured on this project's 2-core x86_64 machine
+    with efficientnet_lite0 (`benchmarks/bench_batch.py`, benchmarks/RESULTS.md "Memory layout
+    and batch size"), masked batches cost 0.46–0.88× what they cost in the default layout, and
+    one image about 0.83×. On CUDA the default layout is kept until a GPU measurement says
+    otherwise (none has been made).
+    """
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def module_memory_format(module: torch.nn.Module) -> torch.memory_format:
+    """``torch.channels_last`` when the module's convolution weights are stored that way, else the
+    default layout. Judged on the first 4-D weight whose layout is unambiguous (more than one input
+    channel and a kernel larger than 1×1)."""
+    for p in module.parameters():
+        if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1:
+            cl = p.is_contiguous(memory_format=torch.channels_last)
+            return torch.channels_last if cl and not p.is_contiguous() else torch.contiguous_format
+    return torch.contiguous_format
+
+
+def to_model_format(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """A B×C×H×W batch on the module's device and in its memory layout (no copy when it already is)."""
+    x = x.to(module_device(module))
+    return x.contiguous(memory_format=module_memory_format(module)) if x.dim() == 4 else x

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import module_memory_format
 from .maps import normalize_maps, upsample
 
-__all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_masked", "target_scores", "check_score", "SCORES"]
+__all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_batch", "score_masked", "target_scores", "check_score", "SCORES"]
 
 Baseline = Union[Literal["zeros", "blur"], float, torch.Tensor, None]
 SCORES = ("softmax", "logit")
@@ -99,7 +100,14 @@ def target_scores(logits: torch.Tensor, targets: torch.Tensor, score: str = "sof
     return logits.gather(1, targets[:, None]).squeeze(1)
 
 
-@torch.no_grad()
+def score_batch(module: nn.Module, x: torch.Tensor, targets: torch.Tensor, score: str = "softmax") -> torch.Tensor:
+    """The score of each image's target for a batch that needs no gradient, in one pass under
+    ``torch.inference_mode()``; returned as a normal tensor."""
+    with torch.inference_mode():
+        out = target_scores(module(x), targets, score)
+    return out.clone()
+
+
 def score_masked(
     module: nn.Module,
     x: torch.Tensor,
@@ -119,28 +127,31 @@ def score_masked(
     ``normalize``, min-max scaled to [0, 1] (``s(Up(F))``) — applied to image ``owner[k]`` of
     ``x`` (B×C×H×W) with its baseline (``bases``, when given, is that baseline already made);
     the result is the score of ``targets[owner[k]]``. The masked images are built one chunk at a
-    time, never all at once.
+    time, never all at once, in the model's memory layout, and scored under
+    ``torch.inference_mode()`` (nothing here needs autograd).
 
     Returns:
         K scores, on the model's device.
     """
     check_score(score)
     size = tuple(x.shape[-2:])
+    layout = module_memory_format(module)
     zero_base = bases is None and (baseline is None or (isinstance(baseline, str) and baseline == "zeros"))
-    if bases is None and not zero_base:
-        bases = make_baseline(x, baseline)
-    out = torch.empty(maps.shape[0], device=x.device, dtype=x.dtype)
-    for start in range(0, maps.shape[0], batch_size):
-        idx = slice(start, start + batch_size)
-        m = maps[idx].to(x.dtype)
-        if tuple(m.shape[-2:]) != size:
-            m = upsample(m, size, align_corners)
-        if normalize:
-            m = normalize_maps(m)
-        who = owner[idx]
-        # one image for the whole chunk (the usual case): mask it by broadcasting, no gathered copies
-        single = bool((who == who[0]).all())
-        pick = who[0] if single else who
-        logits = module(apply_masks(x[pick], m, None if zero_base else bases[pick]))
-        out[idx] = target_scores(logits, targets[who], score)
-    return out
+    with torch.inference_mode():
+        if bases is None and not zero_base:
+            bases = make_baseline(x, baseline)
+        out = torch.empty(maps.shape[0], device=x.device, dtype=x.dtype)
+        for start in range(0, maps.shape[0], batch_size):
+            idx = slice(start, start + batch_size)
+            m = maps[idx].to(x.dtype)
+            if tuple(m.shape[-2:]) != size:
+                m = upsample(m, size, align_corners)
+            if normalize:
+                m = normalize_maps(m)
+            who = owner[idx]
+            # one image for the whole chunk (the usual case): mask it by broadcasting, no gathered copies
+            single = bool((who == who[0]).all())
+            pick = who[0] if single else who
+            batch = apply_masks(x[pick], m, None if zero_base else bases[pick]).contiguous(memory_format=layout)
+            out[idx] = target_scores(module(batch), targets[who], score)
+    return out.clone()  # a normal tensor: the caller may write into it outside inference mode

@@ -24,8 +24,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .device import default_batch_size, module_device
-from .masking import Baseline, make_baseline, score_masked, target_scores
+from .device import default_batch_size, to_model_format
+from .masking import Baseline, make_baseline, score_batch, score_masked, target_scores
 
 __all__ = [
     "METRICS",
@@ -47,8 +47,8 @@ METRICS = ("drop", "increase", "insertion", "deletion", "coverage")
 
 
 def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dev = module_device(module)
-    x = x.to(dev)
+    x = to_model_format(x, module)
+    dev = x.device
     h = torch.as_tensor(heatmaps).to(dev, x.dtype)
     if h.dim() == 2:
         h = h[None]
@@ -64,10 +64,9 @@ def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets
     return x, h, t
 
 
-@torch.no_grad()
 def _clean_and_explained(module, x, heatmaps, targets, baseline: Baseline = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
     x, h, t = _prepare(module, x, heatmaps, targets)
-    y = target_scores(module(x), t)
+    y = score_batch(module, x, t)
     owner = torch.arange(x.shape[0], device=x.device)
     o = score_masked(module, x, h, owner, t, baseline=baseline, normalize=False, batch_size=default_batch_size(x.device))
     return y, o

@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from .device import resolve_device
+from .device import preferred_memory_format, resolve_device
 from .images import ImageLike, load_image
 
 __all__ = ["Classifier", "load_model", "MODELS", "imagenet_categories", "imagenet_synsets"]
@@ -85,7 +85,9 @@ class Classifier:
             sizes = {tuple(t.shape) for t in tensors}
             if len(sizes) > 1:
                 raise ValueError(f"with resize=False the images of a batch must share a size; got {sorted(sizes)}")
-        return torch.stack(tensors).to(self.device)
+        from .device import to_model_format
+
+        return to_model_format(torch.stack(tensors), self.module)
 
     def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Undo the normalisation of ``transform``: a (B×)3×H×W tensor → RGB values in [0, 1], on the CPU."""
@@ -96,7 +98,9 @@ class Classifier:
     @torch.no_grad()
     def predict(self, x: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` softmax probabilities and class indices for a batch, each B×k."""
-        probs = self.module(x.to(self.device)).softmax(dim=1)
+        from .device import to_model_format
+
+        probs = self.module(to_model_format(x, self.module)).softmax(dim=1)
         return probs.topk(k, dim=1)
 
 
@@ -268,7 +272,9 @@ MODELS: dict[str, Callable[[str | None], Classifier]] = {
 
 
 def load_model(name: str = "efficientnet_lite0", device: str | torch.device | None = None, weights: str | None = "default") -> Classifier:
-    """Load a registered ImageNet classifier in eval mode on ``device``.
+    """Load a registered ImageNet classifier in eval mode on ``device``, in the memory layout
+    measured fastest there (:func:`camlab.device.preferred_memory_format`: ``channels_last`` on
+    the CPU). Inputs made by :meth:`Classifier.preprocess` follow the model's layout.
 
     Args:
         name: one of :data:`MODELS` (``"efficientnet_lite0"`` is the offline default).
@@ -280,5 +286,6 @@ def load_model(name: str = "efficientnet_lite0", device: str | torch.device | No
     if weights is not None and not isinstance(weights, str):
         raise TypeError(f"weights must be 'default', a weight name or None, not {type(weights).__name__}")
     clf = MODELS[name](weights)
-    clf.module.eval().to(resolve_device(device))
+    dev = resolve_device(device)
+    clf.module.eval().to(dev, memory_format=preferred_memory_format(dev))
     return clf

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .widgets import HEADLESS
 
 __all__ = ["notebook_paths", "run_notebook", "export_html", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
 
@@ -52,15 +55,25 @@ def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, An
     path, out_dir = Path(path).resolve(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
-    pm.execute_notebook(
-        str(path),
-        str(out),
-        parameters=parameters or {},
-        kernel_name="python3",
-        cwd=str(path.parent),
-        progress_bar=False,
-        execution_timeout=timeout,
-    )
+    # No front end will ever draw a widget here, and nbclient can hang for good on a cell that
+    # opens widget comms (jupyter/nbclient#312): the kernel tells ClusterExplorer.widget to skip them.
+    previous = os.environ.get(HEADLESS)
+    os.environ[HEADLESS] = "1"
+    try:
+        pm.execute_notebook(
+            str(path),
+            str(out),
+            parameters=parameters or {},
+            kernel_name="python3",
+            cwd=str(path.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
+    finally:
+        if previous is None:
+            del os.environ[HEADLESS]
+        else:
+            os.environ[HEADLESS] = previous
     if html:
         export_html(out)
     return out

@@ -10,6 +10,7 @@ methods, so tests drive them without a browser.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -19,7 +20,16 @@ from .explanation import Explanation
 from .methods.base import check_input
 from .methods.cluster import CLUSTERINGS, COUPLINGS, ClusterCAM, ClusterState
 
-__all__ = ["ClusterExplorer"]
+__all__ = ["ClusterExplorer", "HEADLESS", "headless"]
+
+# Set (to anything but "" or "0") by the project's own notebook runs — `python -m camlab.notebooks
+# run`, `make test`'s nbval — where no front end draws widgets: there the explorer skips them.
+HEADLESS = "CAMLAB_HEADLESS"
+
+
+def headless() -> bool:
+    """Whether this process runs notebooks with no front end (the ``CAMLAB_HEADLESS`` setting)."""
+    return os.environ.get(HEADLESS, "") not in ("", "0")
 
 CONTROLS = ("n_clusters", "n_eigvecs", "alpha", "clustering", "coupling")
 _REFIT = ("n_clusters", "n_eigvecs", "clustering")  # what changes the clusters; α and the coupling do not
@@ -73,7 +83,15 @@ class ClusterExplorer:
 
     def widget(self, image, categories=None, q_range=(2, 12), k_range=(1, 10)):
         """Sliders for Q, K, α and dropdowns for the clustering and the coupling, redrawing
-        :meth:`figure` into an output."""
+        :meth:`figure` into an output.
+
+        In a headless run (:func:`headless`) no widget is made and ``None`` is returned: widget
+        comms with no front end to answer them can stall the notebook runner for good
+        (jupyter/nbclient#312, jupyter/nbconvert#1921); call :meth:`figure` for a static figure.
+        """
+        if headless():
+            print(f"headless run ({HEADLESS} is set): the sliders are skipped; the next cell draws the figure")
+            return None
         import ipywidgets as W
         import matplotlib.pyplot as plt
         from IPython.display import display

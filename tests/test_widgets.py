@@ -6,13 +6,14 @@ import torch
 
 import camlab
 from camlab.methods.cluster import DEFAULTS
-from camlab.widgets import ClusterExplorer
+from camlab.widgets import HEADLESS, ClusterExplorer
 
 Q = DEFAULTS["n_clusters"]
 
 
 @pytest.fixture
-def explorer(lite0, real_batch):
+def explorer(lite0, real_batch, monkeypatch):
+    monkeypatch.delenv(HEADLESS, raising=False)  # `make test` sets it for the notebooks
     return ClusterExplorer(lite0.module, real_batch[:1], "blocks.6")
 
 
@@ -77,4 +78,20 @@ def test_explorer_errors(lite0, real_batch, explorer):
         explorer.update(alpha=2.0)
     fig = explorer.figure(lite0.unnormalize(real_batch[0]))
     assert len(fig.axes) == 2 * (Q + 1)
+    plt.close("all")
+
+
+def test_headless_runs_make_no_widget(lite0, real_batch, explorer, monkeypatch, capsys):
+    """With no front end (CAMLAB_HEADLESS, set by the project's notebook runs) the explorer makes
+    no widget — widget comms can stall nbclient for good — and its figure still draws."""
+    import ipywidgets
+
+    monkeypatch.setenv(HEADLESS, "1")
+    made = []
+    monkeypatch.setattr(ipywidgets.Widget, "open", lambda self: made.append(self))
+    assert explorer.widget(lite0.unnormalize(real_batch[0])) is None and not made
+    assert "sliders are skipped" in capsys.readouterr().out
+    assert len(explorer.figure(lite0.unnormalize(real_batch[0])).axes) == 2 * (Q + 1)
+    monkeypatch.setenv(HEADLESS, "0")
+    assert explorer.widget(lite0.unnormalize(real_batch[0])) is not None and made
     plt.close("all")

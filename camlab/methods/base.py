@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
-from ..device import default_batch_size, module_device
+from ..device import default_batch_size, module_device, to_model_format
 from ..explanation import Explanation
 from ..layers import capture, resolve_layer
 from ..maps import normalize_maps, upsample
@@ -119,7 +119,7 @@ class BaseCAM:
     def forward(self, x: torch.Tensor, targets: Targets = None) -> Context:
         """The pipeline's first half: validate ``x``, one forward pass with the target layer
         captured (and the gradient of the target logits when the method needs it)."""
-        x = check_input(x).to(self.device)
+        x = to_model_format(check_input(x), self.module)
         if self.module.training:
             raise RuntimeError("the model is in training mode; call module.eval() first (batch norm and dropout change the maps)")
         with capture(self.module, self.layer, gradients=self.needs_gradients) as cap:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..device import to_model_format
 from ..layers import capture
 from .base import BaseCAM, Context
 
@@ -112,7 +113,7 @@ class SmoothGradCAMpp(BaseCAM):
         for start in range(0, self.n_samples, per_chunk):
             k = min(per_chunk, self.n_samples - start)
             noise = torch.randn((k, *x.shape), generator=gen).to(x.device) * (self.noise_std * span)
-            noisy = (x[None] + noise).flatten(0, 1)
+            noisy = to_model_format((x[None] + noise).flatten(0, 1), self.module)
             with capture(self.module, self.layer, gradients=True) as cap:
                 logits = self.module(noisy)
                 g = cap.grad(logits.gather(1, t.repeat(k)[:, None]).sum()).detach().view(k, b, *ctx.activations.shape[1:])

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..maps import is_constant, normalize_maps, upsample
-from ..masking import Baseline, check_baseline, check_score, make_baseline, score_masked, target_scores
+from ..masking import Baseline, check_baseline, check_score, make_baseline, score_batch, score_masked, target_scores
 from ..split import tail_after
 from .base import BaseCAM, Context
 
@@ -65,7 +65,7 @@ class ScoreCAM(BaseCAM):
         b, n = acts.shape[:2]
         fill = self.baseline if self.baseline is not None else "zeros"
         bases = make_baseline(x, fill)
-        base_scores = target_scores(self.module(bases), t, self.score)  # S_c(X_b), one pass per image
+        base_scores = score_batch(self.module, bases, t, self.score)  # S_c(X_b), one pass per image
         ctx.n_forward += b
         live = ~is_constant(acts)  # B×N
         owner, channel = live.nonzero(as_tuple=True)
@@ -160,8 +160,10 @@ class AblationCAM(BaseCAM):
                 chunk = channels[start : start + self.batch_size]
                 copies = acts[i : i + 1].repeat(chunk.numel(), 1, 1, 1)
                 copies[torch.arange(chunk.numel(), device=acts.device), chunk] = 0
-                logits = self._ablated_logits(ctx.x[i : i + 1], copies, tail)
-                ablated_scores[i, chunk] = target_scores(logits, t[i].expand(chunk.numel()), self.score)
+                with torch.inference_mode():  # the tail passes need no gradient
+                    logits = self._ablated_logits(ctx.x[i : i + 1], copies, tail)
+                    chunk_scores = target_scores(logits, t[i].expand(chunk.numel()), self.score)
+                ablated_scores[i, chunk] = chunk_scores
             ctx.n_forward += int(channels.numel())
         ctx.extras["ablated_scores"] = ablated_scores
         delta = clean[:, None] - ablated_scores
@@ -203,7 +205,7 @@ class GroupCAM(BaseCAM):
         groups = torch.stack([g.sum(dim=1) for g in weighted.tensor_split(self.n_groups, dim=1)], dim=1)  # B×G×h×w
         masks = normalize_maps(upsample(groups.clamp_min(0), tuple(x.shape[-2:])))  # B×G×H×W
         bases = make_baseline(x, self.baseline)
-        base_scores = target_scores(self.module(bases), t, self.score)
+        base_scores = score_batch(self.module, bases, t, self.score)
         ctx.n_forward += b
         live = ~is_constant(masks)
         owner, group = live.nonzero(as_tuple=True)
