@@ -289,19 +289,23 @@ class ClusterCAM(BaseCAM):
         start = time.perf_counter()
         alpha = self.alpha if alpha is None else check_alpha(alpha)
         coupling = self.coupling if coupling is None else coupling
-        ctx = state.context
-        heat, base, scissors = couple_maps(state.cluster_maps, state.cluster_scores, tuple(ctx.x.shape[-2:]), alpha, coupling)
-        extras = dict(labels=state.labels, cluster_maps=state.cluster_maps, cluster_scores=state.cluster_scores, base=base, scissors=scissors)
-        done = replace(ctx, n_forward=state.n_forward, extras=extras)
+        heat, extras = _coupled(state, alpha, coupling)
+        done = replace(state.context, n_forward=state.n_forward, extras=extras)
         return self.finish(done, heat, start - state.seconds, params={**state.params, **coupling_params(alpha, coupling)})
 
     def compute(self, ctx: Context) -> torch.Tensor:
         """The shared pipeline's override point: fit on the pipeline's forward pass, then couple."""
         state = self._fit(ctx, _ScoreCache(), time.perf_counter(), image_forwards=0)
-        heat, base, scissors = couple_maps(state.cluster_maps, state.cluster_scores, tuple(ctx.x.shape[-2:]), self.alpha, self.coupling)
+        heat, extras = _coupled(state, self.alpha, self.coupling)
         ctx.n_forward += state.n_forward
-        ctx.extras.update(labels=state.labels, cluster_maps=state.cluster_maps, cluster_scores=state.cluster_scores, base=base, scissors=scissors)
+        ctx.extras.update(extras)
         return heat
+
+
+def _coupled(state: ClusterState, alpha: float, coupling: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """H of a fitted state (:func:`couple_maps`) and the intermediates an explanation carries."""
+    heat, base, scissors = couple_maps(state.cluster_maps, state.cluster_scores, tuple(state.context.x.shape[-2:]), alpha, coupling)
+    return heat, dict(labels=state.labels, cluster_maps=state.cluster_maps, cluster_scores=state.cluster_scores, base=base, scissors=scissors)
 
 
 def check_alpha(alpha: Any) -> float:
