@@ -57,35 +57,51 @@ class KMeansResult:
 
 
 def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return (x.pow(2).sum(1, keepdim=True) - 2 * x @ c.T + c.pow(2).sum(1)[None]).clamp_min(0)
+    """Squared distances of the rows of ``x`` (n×d) to those of ``c`` (…×k×d) → …×n×k."""
+    return (x.pow(2).sum(-1)[:, None] - 2 * x @ c.transpose(-1, -2) + c.pow(2).sum(-1)[..., None, :]).clamp_min(0)
 
 
-def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Greedy k-means++ seeding (as scikit-learn): each new centre is the best of ``2 + ln k``
-    candidates drawn with probability ∝ squared distance to the nearest chosen centre."""
+def _kmeans_pp(x: torch.Tensor, k: int, runs: int, gen: torch.Generator) -> torch.Tensor:
+    """Greedy k-means++ seeding (as scikit-learn), for ``runs`` independent restarts at once:
+    each new centre is the best of ``2 + ln k`` candidates drawn with probability ∝ squared
+    distance to the nearest chosen centre. Returns runs×k×d."""
     n = x.shape[0]
     trials = 2 + int(math.log(k))
-    first = int(torch.randint(n, (1,), generator=gen))
+    first = torch.randint(n, (runs,), generator=gen).to(x.device)
     centers = [first]
-    d2 = _sq_dist(x, x[first : first + 1])[:, 0]
+    d2 = _sq_dist(x, x[first][:, None])[..., 0]  # runs×n
+    rows = torch.arange(runs, device=x.device)
     for _ in range(1, k):
-        total = float(d2.sum())
-        if total <= 0:  # fewer distinct rows than k: any row
-            centers.append(int(torch.randint(n, (1,), generator=gen)))
-            continue
-        cand = torch.multinomial((d2 / total).cpu().double(), trials, replacement=True, generator=gen).to(x.device)
-        pot = torch.minimum(d2[None], _sq_dist(x[cand], x))  # trials × n
-        best = int(pot.sum(1).argmin())
-        centers.append(int(cand[best]))
-        d2 = pot[best]
-    return x[centers]
+        total = d2.sum(1, keepdim=True)
+        # fewer distinct rows than k leaves nothing to weigh by: any row, uniformly
+        weights = torch.where(total > 0, d2 / total.clamp_min(1e-30), torch.ones_like(d2))
+        cand = torch.multinomial(weights.cpu().double(), trials, replacement=True, generator=gen).to(x.device)  # runs×trials
+        pot = torch.minimum(d2[:, None], _sq_dist(x, x[cand]).transpose(1, 2))  # runs×trials×n
+        best = pot.sum(2).argmin(1)
+        centers.append(cand[rows, best])
+        d2 = pot[rows, best]
+    return x[torch.stack(centers, 1)]
+
+
+def _fill_empty(labels: torch.Tensor, d2: torch.Tensor, counts: torch.Tensor) -> None:
+    """Re-seed each empty cluster of one run with the row farthest from its centre among the
+    clusters that can spare one (in place)."""
+    own = d2.gather(1, labels[:, None])[:, 0].clone()
+    for empty in (counts == 0).nonzero().flatten().tolist():
+        far = int(torch.where(counts[labels] > 1, own, torch.full_like(own, -1.0)).argmax())
+        counts[labels[far]] -= 1
+        labels[far] = empty
+        counts[empty] += 1
+        own[far] = -1.0
 
 
 def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: int = 100, tol: float = 1e-6) -> KMeansResult:
     """Lloyd's K-means on the rows of ``x`` with k-means++ seeding; the best of ``n_init`` runs.
 
-    A cluster that empties during an iteration is re-seeded with the row farthest from its
-    centre, so the result always has ``k`` non-empty clusters. Deterministic for a given ``seed``.
+    The ``n_init`` restarts run side by side as one batched computation (the cost of a restart
+    is mostly per-operation overhead on maps this small). A cluster that empties during an
+    iteration is re-seeded with the row farthest from its centre, so the result always has
+    ``k`` non-empty clusters. Deterministic for a given ``seed``.
 
     Raises:
         ValueError: ``k`` < 1 or larger than the number of rows.
@@ -94,36 +110,40 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: in
     if not 1 <= k <= n:
         raise ValueError(f"cannot make {k} clusters of {n} rows: k must be in [1, {n}]")
     x = x.float()
+    runs = max(1, int(n_init))
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    scale = tol * float(x.var(0).sum().clamp_min(1e-30))
-    best: KMeansResult | None = None
-    for _ in range(max(1, n_init)):
-        centers = _kmeans_pp(x, k, gen)
-        labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
-        for it in range(1, max_iter + 1):
-            d2 = _sq_dist(x, centers)
-            new = d2.argmin(1)
-            counts = torch.bincount(new, minlength=k)
-            if bool((counts == 0).any()):  # re-seed each empty cluster with the farthest row of a cluster that can spare one
-                own = d2.gather(1, new[:, None])[:, 0].clone()
-                for empty in (counts == 0).nonzero().flatten().tolist():
-                    far = int(torch.where(counts[new] > 1, own, torch.full_like(own, -1.0)).argmax())
-                    counts[new[far]] -= 1
-                    new[far] = empty
-                    counts[empty] += 1
-                    own[far] = -1.0
-            moved = bool((new != labels).any())
-            labels = new
-            sums = torch.zeros_like(centers).index_add_(0, labels, x)
-            new_centers = sums / counts.clamp_min(1)[:, None].to(x.dtype)
-            shift = float((new_centers - centers).pow(2).sum())
-            centers = new_centers
-            if not moved or shift <= scale:
-                break
-        inertia = float(_sq_dist(x, centers).gather(1, labels[:, None]).sum())
-        if best is None or inertia < best.inertia:
-            best = KMeansResult(labels, centers, inertia, it)
-    return best
+    scale = tol * float(x.var(0).sum().clamp_min(1e-30)) if n > 1 else 0.0
+    centers = _kmeans_pp(x, k, runs, gen)  # runs×k×d
+    labels = torch.full((runs, n), -1, dtype=torch.long, device=x.device)
+    active = torch.ones(runs, dtype=torch.bool, device=x.device)
+    n_iter = torch.zeros(runs, dtype=torch.long)
+    offsets = (torch.arange(runs, device=x.device) * k)[:, None]
+    x_sq, x_runs = x.pow(2).sum(1), x.repeat(runs, 1)
+
+    def dist(c: torch.Tensor) -> torch.Tensor:  # runs×n×k, as one matrix product
+        cross = (x @ c.reshape(runs * k, -1).T).view(n, runs, k).transpose(0, 1)
+        return (x_sq[:, None] - 2 * cross + c.pow(2).sum(-1)[:, None, :]).clamp_min(0)
+
+    for it in range(1, max_iter + 1):
+        d2 = dist(centers)
+        new = torch.where(active[:, None], d2.argmin(2), labels)
+        counts = torch.zeros(runs * k, dtype=torch.long, device=x.device).index_add_(0, (new + offsets).flatten(), torch.ones_like(new).flatten()).view(runs, k)
+        if bool((counts == 0).any()):
+            for r in (counts == 0).any(1).nonzero().flatten().tolist():
+                _fill_empty(new[r], d2[r], counts[r])
+        moved = (new != labels).any(1)
+        sums = torch.zeros(runs * k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, (new + offsets).flatten(), x_runs)
+        new_centers = sums.view(runs, k, -1) / counts.clamp_min(1)[..., None].to(x.dtype)
+        shift = (new_centers - centers).pow(2).sum((1, 2))
+        centers = torch.where(active[:, None, None], new_centers, centers)
+        labels = new
+        n_iter[active.cpu()] = it
+        active = active & moved & (shift > scale)
+        if not bool(active.any()):
+            break
+    inertia = dist(centers).gather(2, labels[..., None])[..., 0].sum(1)
+    best = int(inertia.argmin())
+    return KMeansResult(labels[best], centers[best], float(inertia[best]), int(n_iter[best]))
 
 
 def ward(x: torch.Tensor, k: int) -> torch.Tensor:

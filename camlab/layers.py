@@ -30,10 +30,12 @@ def resolve_layer(module: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mo
             module is not part of ``module``.
         TypeError: ``layer`` is neither a string nor a module.
     """
-    named = dict(module.named_modules())
     if isinstance(layer, str):
-        if layer in named and layer != "":
-            return layer, named[layer]
+        if layer:
+            try:
+                return layer, module.get_submodule(layer)
+            except AttributeError:
+                pass
         names = layer_names(module)
         close = difflib.get_close_matches(layer, names, n=8, cutoff=0.4)
         top = [n for n in names if "." not in n]
@@ -44,7 +46,7 @@ def resolve_layer(module: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mo
             "see camlab.layer_names(model))"
         )
     if isinstance(layer, nn.Module):
-        for name, sub in named.items():
+        for name, sub in module.named_modules():
             if sub is layer and name:
                 return name, sub
         raise ValueError(f"the given {type(layer).__name__} module is not a sub-module of {type(module).__name__}")

@@ -16,17 +16,16 @@ def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) 
     NaN or amplified rounding noise.
     """
     flat = maps.flatten(-2)
-    lo = flat.min(dim=-1, keepdim=True).values
-    span = flat.max(dim=-1, keepdim=True).values - lo
-    flat_enough = is_constant(maps, rtol, atol)[..., None]
-    out = torch.where(flat_enough, torch.zeros_like(flat), (flat - lo) / span.clamp_min(atol))
-    return out.view_as(maps)
+    lo, hi = torch.aminmax(flat, dim=-1, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp_min(atol)).masked_fill_(_constant(lo, hi, rtol, atol), 0.0).view_as(maps)
 
 
 def is_constant(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
     """Which maps of a (B×…×)h×w stack are constant up to rounding (the shape without h×w)."""
-    flat = maps.flatten(-2)
-    lo, hi = flat.min(dim=-1).values, flat.max(dim=-1).values
+    return _constant(*torch.aminmax(maps.flatten(-2), dim=-1), rtol, atol)
+
+
+def _constant(lo: torch.Tensor, hi: torch.Tensor, rtol: float, atol: float) -> torch.Tensor:
     return (hi - lo) <= torch.clamp_min(rtol * torch.maximum(hi.abs(), lo.abs()), atol)
 
 
