@@ -7,7 +7,7 @@ Same model (efficientnet_lite0), layer and images for both sides; each time is t
 the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUDA-synchronised).
 "floor" rows time N plain forward passes of the image at the best batch size: the least any
 method that scores N masked inputs can cost. Cluster-CAM rows also give their cost over their own
-floor (one forward pass and one batch of Q), timed back to back in 15 rounds (``floor_ratio``), and
+floor (one forward pass and one batch of Q), timed back to back in 31 rounds (``floor_ratio``), and
 over that floor with the model in torch's default memory layout (``default_floor_ratio``). Every
 camlab row is also timed on a deep copy of the model in the default layout (``before_seconds``):
 the "before" of Step 7, when camlab did not choose a layout.
@@ -109,7 +109,7 @@ def floor(model, x, n, batch_sizes=(4, 8, 16, 32, 64), repeats=1):
     return best
 
 
-def paired_ratio(run, floor_runs, device, rounds=15):
+def paired_ratio(run, floor_runs, device, rounds=31):
     """Median over rounds of time(run) / time(floor_runs), the two timed back to back in each
     round: on a machine whose speed drifts (a shared host), a ratio of two separate medians can be
     off by tens of percent; a paired ratio is not."""

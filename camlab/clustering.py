@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import math
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "KMeansResult",
@@ -112,32 +113,35 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: in
     x = x.float()
     runs = max(1, int(n_init))
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    scale = tol * float(x.var(0).sum().clamp_min(1e-30)) if n > 1 else 0.0
+    x_sq = x.pow(2).sum(1)
+    # tol is relative to the data's total variance (as scikit-learn's)
+    scale = tol * max(float(x_sq.sum() - n * x.mean(0).pow(2).sum()) / (n - 1), 1e-30) if n > 1 else 0.0
     centers = _kmeans_pp(x, k, runs, gen)  # runs×k×d
     labels = torch.full((runs, n), -1, dtype=torch.long, device=x.device)
     active = torch.ones(runs, dtype=torch.bool, device=x.device)
-    n_iter = torch.zeros(runs, dtype=torch.long)
-    offsets = (torch.arange(runs, device=x.device) * k)[:, None]
-    x_sq, x_runs = x.pow(2).sum(1), x.repeat(runs, 1)
+    n_iter = torch.zeros(runs, dtype=torch.long, device=x.device)
 
-    def dist(c: torch.Tensor) -> torch.Tensor:  # runs×n×k, as one matrix product
+    def dist(c: torch.Tensor, full: bool = True) -> torch.Tensor:  # runs×n×k, as one matrix product
         cross = (x @ c.reshape(runs * k, -1).T).view(n, runs, k).transpose(0, 1)
-        return (x_sq[:, None] - 2 * cross + c.pow(2).sum(-1)[:, None, :]).clamp_min(0)
+        partial = c.pow(2).sum(-1)[:, None, :] - 2 * cross  # enough to find the nearest centre
+        return (x_sq[:, None] + partial).clamp_min(0) if full else partial
 
     for it in range(1, max_iter + 1):
-        d2 = dist(centers)
-        new = torch.where(active[:, None], d2.argmin(2), labels)
-        counts = torch.zeros(runs * k, dtype=torch.long, device=x.device).index_add_(0, (new + offsets).flatten(), torch.ones_like(new).flatten()).view(runs, k)
+        new = torch.where(active[:, None], dist(centers, full=False).argmin(2), labels)
+        member = F.one_hot(new, k).to(x.dtype)  # runs×n×k
+        counts = member.sum(1)
         if bool((counts == 0).any()):
-            for r in (counts == 0).any(1).nonzero().flatten().tolist():
-                _fill_empty(new[r], d2[r], counts[r])
+            d2, whole = dist(centers), counts.long()
+            for r in (whole == 0).any(1).nonzero().flatten().tolist():
+                _fill_empty(new[r], d2[r], whole[r])
+            member = F.one_hot(new, k).to(x.dtype)
+            counts = member.sum(1)
         moved = (new != labels).any(1)
-        sums = torch.zeros(runs * k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, (new + offsets).flatten(), x_runs)
-        new_centers = sums.view(runs, k, -1) / counts.clamp_min(1)[..., None].to(x.dtype)
+        new_centers = (member.transpose(1, 2) @ x) / counts.clamp_min(1)[..., None]
         shift = (new_centers - centers).pow(2).sum((1, 2))
         centers = torch.where(active[:, None, None], new_centers, centers)
         labels = new
-        n_iter[active.cpu()] = it
+        n_iter = torch.where(active, it, n_iter)
         active = active & moved & (shift > scale)
         if not bool(active.any()):
             break

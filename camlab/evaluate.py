@@ -20,21 +20,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
 
 from . import metrics as M
+from . import stats as S
 from .data import ImageRecord, imagenet_folder
 from .device import resolve_device
+from .explanation import Explanation
 from .methods import METHODS
 from .models import Classifier, load_model
 
-__all__ = ["METRICS", "MethodSpec", "parse_methods", "evaluate", "summarize", "pointing_game", "main"]
+__all__ = ["METRICS", "MethodSpec", "Rows", "parse_methods", "evaluate", "explanation_rows", "pointing_tiles", "read_skipped", "summarize", "format_table", "pointing_game", "main"]
 
 METRICS = M.METRICS
 FIELDS = ["image", "class_index", "target", "method", "params", *METRICS, "n_forward", "seconds"]
@@ -68,10 +72,10 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _append(path: Path, row: dict[str, Any]) -> None:
+def _append(path: Path, row: dict[str, Any], fields: Sequence[str] = FIELDS) -> None:
     new = not path.is_file() or path.stat().st_size == 0
     with path.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w = csv.DictWriter(fh, fieldnames=fields)
         if new:
             w.writeheader()
         w.writerow(row)
@@ -87,6 +91,61 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def explanation_rows(
+    module: torch.nn.Module,
+    x: torch.Tensor,
+    exp: Explanation,
+    metrics: Sequence[str] = METRICS,
+    n_steps: int = 32,
+    method: str | None = None,
+    images: Sequence[Any] | None = None,
+    class_indices: Sequence[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The harness's rows (:data:`FIELDS`, values not yet formatted) for an explanation of the
+    batch ``x``: one per image, every metric measured. ``method`` labels the rows (default: the
+    explanation's method); ``images`` names the images (default: their index in the batch).
+    Forward passes and seconds are the explanation's, per image."""
+    values = M.measure(module, x, exp.heatmaps, exp.targets, metrics, n_steps)
+    params = json.dumps(exp.params, sort_keys=True, default=str)
+    b = x.shape[0]
+    rows = []
+    for i in range(b):
+        row = {
+            "image": images[i] if images is not None else i,
+            "class_index": class_indices[i] if class_indices is not None else "",
+            "target": int(exp.targets[i]),
+            "method": method or exp.method,
+            "params": params,
+            "n_forward": exp.n_forward / b if b > 1 else exp.n_forward,
+            "seconds": exp.seconds / b,
+        }
+        row.update({name: bool(v[i]) if name == "increase" else float(v[i]) for name, v in values.items()})
+        rows.append(row)
+    return rows
+
+
+class Rows(list):
+    """The rows of an evaluation (a list), and the images it had to skip: ``skipped`` maps each
+    unreadable file's name to the reason."""
+
+    skipped: dict[str, str]
+
+    def __init__(self, rows: Iterable[dict[str, Any]] = (), skipped: dict[str, str] | None = None):
+        super().__init__(rows)
+        self.skipped = dict(skipped or {})
+
+
+def skipped_path(out: str | os.PathLike) -> Path:
+    """Where a run writing ``out`` records the images it skipped: ``<out>.skipped.csv``."""
+    out = Path(out)
+    return out.with_name(out.name + ".skipped.csv")
+
+
+def read_skipped(out: str | os.PathLike) -> dict[str, str]:
+    """The images a run writing ``out`` skipped, by file name, with the reason."""
+    return {r["image"]: r["reason"] for r in _read_rows(skipped_path(out))}
+
+
 def evaluate(
     classifier: Classifier,
     records: Sequence[ImageRecord],
@@ -96,118 +155,161 @@ def evaluate(
     layer: str | None = None,
     n_steps: int = 32,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> Rows:
     """Run every method on every image and measure every metric; one row per image × method.
 
     With ``out``, rows already in that CSV are kept and not recomputed, and each new row is
-    appended as soon as it is ready. Returns all rows (read back as strings when resumed).
+    appended as soon as it is ready. An image that cannot be read is skipped with a warning that
+    names it, and recorded (``<out>.skipped.csv``, and the result's ``skipped``), so a rerun
+    neither retries it nor loses a row. Returns all rows (read back as strings when resumed).
     """
     from tqdm.auto import tqdm
 
     metrics = M.check_metrics(metrics)
     out = Path(out) if out is not None else None
     done = {(r["image"], r["method"]) for r in _read_rows(out)} if out else set()
+    skipped = read_skipped(out) if out else {}
     rows: list[dict[str, Any]] = []
     layer = layer or classifier.target_layer
     built = {label: METHODS[name](classifier.module, layer, **kw) for label, name, kw in methods}
-    todo = [(r, label) for r in records for label, _, _ in methods if (r.path.name, label) not in done]
+    todo = [(r, label) for r in records if r.path.name not in skipped for label, _, _ in methods if (r.path.name, label) not in done]
     bar = tqdm(todo, desc="evaluate", disable=not progress)
-    x_cache: dict[Path, torch.Tensor] = {}
+    current: tuple[Path | None, torch.Tensor | None] = (None, None)  # the image being explained, preprocessed once
     for record, label in bar:
+        if record.path.name in skipped:
+            continue
         bar.set_postfix_str(f"{record.path.name[:24]} · {label}")
-        x = x_cache.setdefault(record.path, classifier.preprocess(record.path))
-        if len(x_cache) > 4:
-            x_cache.pop(next(iter(x_cache)))
-        exp = built[label](x)
-        t = exp.targets
-        h = exp.heatmaps
-        row: dict[str, Any] = {
-            "image": record.path.name,
-            "class_index": record.class_index,
-            "target": int(t[0]),
-            "method": label,
-            "params": json.dumps(exp.params, sort_keys=True, default=str),
-            "n_forward": exp.n_forward,
-            "seconds": exp.seconds,
-        }
-        for name, values in M.measure(classifier.module, x, h, t, metrics, n_steps).items():
-            row[name] = bool(values[0]) if name == "increase" else float(values[0])
+        if current[0] != record.path:
+            try:
+                current = (record.path, classifier.preprocess(record.path))
+            except (ValueError, OSError) as exc:
+                skipped[record.path.name] = str(exc)
+                warnings.warn(f"skipped {record.path.name}: {exc}", stacklevel=2)
+                if out:
+                    _append(skipped_path(out), {"image": record.path.name, "reason": str(exc)}, ["image", "reason"])
+                continue
+        x = current[1]
+        (row,) = explanation_rows(classifier.module, x, built[label](x), metrics, n_steps, method=label, images=[record.path.name], class_indices=[record.class_index])
         row = {k: _fmt(row.get(k, "")) for k in FIELDS}
         if out:
             _append(out, row)
         rows.append(row)
-    if out:
-        return _read_rows(out)
-    return rows
+    return Rows(_read_rows(out) if out else rows, skipped)
+
+
+def pointing_tiles(classifier: Classifier, composites: Sequence, top_k: int = 5) -> tuple[list[dict[str, Any]], int]:
+    """The tiles of the grid pointing game that count: those whose class the model ranks in its
+    top-``top_k`` on the composite. Returns ``(tiles, skipped)``; each tile is a dict with the
+    composite's input ``x`` (1×3×H×W), its index ``composite``, ``class_index``, ``label`` and
+    ``box``."""
+    tiles, skipped = [], 0
+    for i, comp in enumerate(composites):
+        x = classifier.preprocess(comp.image, resize=False)
+        top = classifier.predict(x, k=top_k)[1][0].tolist()
+        for c, label, box in zip(comp.class_indices, comp.labels, comp.boxes):
+            if c in top:
+                tiles.append({"x": x, "composite": i, "class_index": c, "label": label, "box": box})
+            else:
+                skipped += 1
+    return tiles, skipped
 
 
 def pointing_game(classifier: Classifier, composites: Sequence, methods: Sequence[MethodSpec], layer: str | None = None, top_k: int = 5, progress: bool = True, keep_maps: bool = False) -> tuple[list[dict[str, Any]], int]:
     """The grid pointing game: for each composite and each tile whose class the model ranks in
-    its top-``top_k`` on the composite, explain that class with every method and score the map
-    against the tile (:func:`camlab.metrics.grid_pointing`).
+    its top-``top_k`` on the composite (:func:`pointing_tiles`), explain that class with every
+    method and score the map against the tile (:func:`camlab.metrics.grid_pointing`).
 
-    Returns ``(rows, skipped)``: one row per composite × counted tile × method (with the
-    heatmap under ``"heatmap"`` when ``keep_maps``), and the number of tiles left out because the
-    model did not rank their class in its top-k.
+    Returns ``(rows, skipped)``: one row per counted tile × method (with the heatmap under
+    ``"heatmap"`` when ``keep_maps``), and the number of tiles left out because the model did not
+    rank their class in its top-k.
     """
     from tqdm.auto import tqdm
 
     layer = layer or classifier.target_layer
     built = {label: METHODS[name](classifier.module, layer, **kw) for label, name, kw in methods}
-    rows, skipped = [], 0
-    for i, comp in enumerate(tqdm(composites, desc="pointing game", disable=not progress)):
-        x = classifier.preprocess(comp.image, resize=False)
-        _, top = classifier.predict(x, k=top_k)
-        for c, label, box in zip(comp.class_indices, comp.labels, comp.boxes):
-            if c not in top[0].tolist():
-                skipped += 1
-                continue
-            for name, method in built.items():
-                exp = method(x, targets=[c])
-                res = M.grid_pointing(exp.heatmaps[0], box)
-                row = {"composite": i, "class_index": c, "label": label, "method": name, "mass_inside": res.mass_inside, "max_inside": res.max_inside, "coverage": float(M.coverage(exp.heatmaps)[0])}
-                if keep_maps:
-                    row["heatmap"] = exp.heatmaps[0]
-                rows.append(row)
+    tiles, skipped = pointing_tiles(classifier, composites, top_k)
+    rows = []
+    for tile in tqdm(tiles, desc="pointing game", disable=not progress):
+        for name, method in built.items():
+            exp = method(tile["x"], targets=[tile["class_index"]])
+            res = M.grid_pointing(exp.heatmaps[0], tile["box"])
+            row = {"composite": tile["composite"], "class_index": tile["class_index"], "label": tile["label"], "method": name, "mass_inside": res.mass_inside, "max_inside": res.max_inside, "coverage": float(M.coverage(exp.heatmaps)[0])}
+            if keep_maps:
+                row["heatmap"] = exp.heatmaps[0]
+            rows.append(row)
     return rows, skipped
 
 
-def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per method: Table 1's confidence drop and increase (%), mean insertion, deletion, coverage,
-    forward passes and seconds per image."""
-    by: dict[str, list[dict[str, Any]]] = {}
+def summarize(rows: Iterable[dict[str, Any]], reference: str | None = None, metrics: Sequence[str] | None = None, skipped: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per method: ``images``, and for every metric column M of the rows its mean and
+    95 % bootstrap interval (``M``, ``M_lo``, ``M_hi``, in the rows' units: drop 0.12, not 12 %);
+    with a ``reference`` method, the paired difference to it over the images both measured
+    (``M_diff``, ``M_diff_lo``, ``M_diff_hi``) and its Wilcoxon signed-rank p (``M_p``); then the
+    mean forward passes and seconds per image, and how many images were ``skipped``.
+
+    Raises:
+        ValueError: ``reference`` is not one of the rows' methods.
+    """
+    by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
-        by.setdefault(r["method"], []).append(r)
+        by.setdefault(r["method"], {})[r["image"]] = r
+    if reference is not None and reference not in by:
+        raise ValueError(f"reference method {reference!r} has no rows; methods: {', '.join(by) or 'none'}")
+    columns = [m for m in (metrics or METRICS) if any(str(r.get(m, "")) != "" for rs in by.values() for r in rs.values())]
+
+    def value(r: dict[str, Any] | None, key: str) -> float:
+        v = None if r is None else r.get(key, "")
+        return float(v) if v not in ("", None) else math.nan
+
     table = []
     for method, rs in by.items():
-
-        def mean(key):
-            vals = [float(r[key]) for r in rs if r.get(key, "") not in ("", None)]
-            return sum(vals) / len(vals) if vals else float("nan")
-
-        table.append(
-            {
-                "method": method,
-                "images": len(rs),
-                "confidence_drop_%": 100 * mean("drop"),
-                "increase_%": 100 * mean("increase"),
-                "insertion_auc": mean("insertion"),
-                "deletion_auc": mean("deletion"),
-                "coverage": mean("coverage"),
-                "n_forward": mean("n_forward"),
-                "seconds": mean("seconds"),
-            }
-        )
+        images = list(rs)
+        row: dict[str, Any] = {"method": method, "images": len(images)}
+        for m in columns:
+            iv = S.mean_interval([value(rs[i], m) for i in images])
+            row.update({m: iv.mean, f"{m}_lo": iv.lo, f"{m}_hi": iv.hi})
+            if reference is not None:
+                ref = by[reference]
+                both = [i for i in images if i in ref]
+                d = S.paired_difference([value(rs[i], m) for i in both], [value(ref[i], m) for i in both])
+                row.update({f"{m}_diff": d.mean, f"{m}_diff_lo": d.lo, f"{m}_diff_hi": d.hi, f"{m}_p": d.p})
+        for key in ("n_forward", "seconds"):
+            vals = [value(r, key) for r in rs.values()]
+            row[key] = sum(vals) / len(vals) if vals else math.nan
+        row["skipped"] = len(skipped or {})
+        table.append(row)
     return table
 
 
+PERCENT = ("drop", "drop_unclipped", "increase")  # shown as percentages, as the paper gives them
+
+
 def format_table(table: list[dict[str, Any]]) -> str:
+    """A :func:`summarize` table as text: each metric's mean [95 % interval] (percentages for the
+    drops and the increase), and with a reference the paired difference and its p."""
     if not table:
         return "(no rows)"
-    keys = list(table[0])
-    lines = ["  ".join(f"{k:>16s}" for k in keys)]
+    metrics = [m for m in METRICS if m in table[0]]
+    diff = any(f"{m}_diff" in table[0] for m in metrics)
+
+    def cell(r: dict[str, Any], m: str, suffix: str = "") -> str:
+        k = 100.0 if m in PERCENT else 1.0
+        mean, lo, hi = (k * float(r[f"{m}{suffix}{end}"]) for end in ("", "_lo", "_hi"))
+        digits = 1 if m in PERCENT else 3
+        text = f"{mean:+.{digits}f}" if suffix else f"{mean:.{digits}f}"
+        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+        if suffix:
+            text += f" p={float(r[f'{m}_p']):.2g}"
+        return text
+
+    names = [f"{m}{' %' if m in PERCENT else ''}" for m in metrics]
+    lines = []
     for r in table:
-        lines.append("  ".join(f"{v:>16.4g}" if isinstance(v, float) else f"{str(v):>16s}" for v in r.values()))
+        lines.append(f"{r['method']}  ({r['images']} images, {float(r['n_forward']):.0f} passes, {float(r['seconds']):.3f} s per image)")
+        for m, name in zip(metrics, names):
+            lines.append(f"    {name:18s} {cell(r, m):28s}" + (f"  vs reference {cell(r, m, '_diff')}" if diff else ""))
+    if table[0].get("skipped"):
+        lines.append(f"{table[0]['skipped']} unreadable image(s) skipped")
     return "\n".join(lines)
 
 
@@ -217,58 +319,91 @@ def _order_key(records: Sequence[ImageRecord], methods: Sequence[MethodSpec]):
     return lambda row: (img.get(row["image"], 1 << 30), meth.get(row["method"], 1 << 30))
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, status 2, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m camlab.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="python -m camlab.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--images", required=True, help="a folder of images named nXXXXXXXX_label.JPEG")
     p.add_argument("--methods", default="gradcam,scorecam,clustercam", help="comma-separated; parameters as name:key=value;key=value")
-    p.add_argument("--metrics", default="drop,increase,insertion,deletion,coverage")
+    p.add_argument("--metrics", default=",".join(METRICS))
     p.add_argument("--layer", default=None, help="target layer (default: the model's)")
     p.add_argument("--limit", type=int, default=None, help="the first N images")
     p.add_argument("--n-steps", type=int, default=32, help="deletion/insertion steps")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="results.csv")
+    p.add_argument("--summary", default=None, help="write one row per method (means, 95 %% intervals, differences to --reference) to this CSV")
+    p.add_argument("--reference", default=None, help="the method (as named in --methods) every other is compared with, image by image")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    methods = parse_methods(args.methods)
-    metrics = M.check_metrics(args.metrics.split(","))
-    records = imagenet_folder(args.images, limit=args.limit)
-    out = Path(args.out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(args.device)
+    try:  # every argument checked before any work: a bad one is one line and status 2
+        methods = parse_methods(args.methods)
+        metrics = M.check_metrics(args.metrics.split(","))
+        labels = [label for label, _, _ in methods]
+        if args.reference is not None and args.reference not in labels:
+            raise ValueError(f"--reference {args.reference!r} is not one of the methods: {', '.join(labels)}")
+        if args.n_steps < 1 or (args.limit is not None and args.limit < 1):
+            raise ValueError(f"--n-steps and --limit must be ≥ 1, got {args.n_steps} and {args.limit}")
+        records = imagenet_folder(args.images, limit=args.limit)
+        device = resolve_device(args.device)
+        if world > 1 and device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        clf = load_model(args.model, device=device)
+        layer = args.layer or clf.target_layer
+        for _, name, kw in methods:
+            METHODS[name](clf.module, layer, **kw)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        p.error(str(exc))
+    out = Path(args.out)
     if world > 1:
         import torch.distributed as dist
 
-        local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.type == "cuda":
-            device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    clf = load_model(args.model, device=device)
     mine = records[rank::world]
     part = out.with_name(f"{out.name}.rank{rank}.csv") if world > 1 else out
     start = time.perf_counter()
-    evaluate(clf, mine, methods, metrics, out=part, layer=args.layer, n_steps=args.n_steps, progress=not args.no_progress and rank == 0)
+    evaluate(clf, mine, methods, metrics, out=part, layer=layer, n_steps=args.n_steps, progress=not args.no_progress and rank == 0)
     if world > 1:
         import torch.distributed as dist
 
         dist.barrier()
         if rank == 0:
-            merged = [row for r in range(world) for row in _read_rows(out.with_name(f"{out.name}.rank{r}.csv"))]
+            parts = [out.with_name(f"{out.name}.rank{r}.csv") for r in range(world)]
+            merged = [row for part_ in parts for row in _read_rows(part_)]
             merged.sort(key=_order_key(records, methods))
             with out.open("w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=FIELDS)
                 w.writeheader()
                 w.writerows(merged)
+            skipped_path(out).unlink(missing_ok=True)
+            for name, reason in {k: v for part_ in parts for k, v in read_skipped(part_).items()}.items():
+                _append(skipped_path(out), {"image": name, "reason": reason}, ["image", "reason"])
         dist.barrier()
         dist.destroy_process_group()
     if rank == 0:
         rows = _read_rows(out)
         rows.sort(key=_order_key(records, methods))
+        skipped = read_skipped(out)
+        for name, reason in skipped.items():
+            print(f"skipped {name}: {reason}")
         print(f"{len(rows)} rows in {out} ({time.perf_counter() - start:.0f} s, {world} process{'es' if world > 1 else ''})")
-        print(format_table(summarize(rows)))
+        table = summarize(rows, args.reference, metrics, skipped)
+        print(format_table(table))
+        if args.summary:
+            with Path(args.summary).open("w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["method"])
+                w.writeheader()
+                w.writerows({k: _fmt(v) for k, v in r.items()} for r in table)
+            print(f"summary: {args.summary}")
     return 0
 
 

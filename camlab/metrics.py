@@ -4,7 +4,9 @@ Every metric masks through :func:`camlab.masking.apply_masks` — the same funct
 use — on the normalised input, and scores with softmax probabilities.
 
 - :func:`confidence_drop` and :func:`increase` — the paper's Table 1 (eq 23): the explanation
-  input is ``E = X ⊙ H``; ``Y = S_c(X)``, ``O = S_c(E)``.
+  input is ``E = X ⊙ H``; ``Y = S_c(X)``, ``O = S_c(E)``. ``drop`` is clipped at 0
+  (Chattopadhyay et al.'s average drop), ``drop_unclipped`` is eq 23 as printed; the paper does
+  not say which it reports (spec §5), so tables show both.
 - :func:`deletion` and :func:`insertion` — Petsiuk et al. (2018): pixels in order of heatmap
   value, removed towards the baseline or inserted into a blurred image, in ``n_steps`` steps;
   the area under the score curve over the fraction of pixels.
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-METRICS = ("drop", "increase", "insertion", "deletion", "coverage")
+METRICS = ("drop", "drop_unclipped", "increase", "insertion", "deletion", "coverage")
 
 
 def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,14 +105,16 @@ def check_metrics(names: Sequence[str]) -> list[str]:
 
 def measure(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, metrics: Sequence[str] = METRICS, n_steps: int = 32) -> dict[str, torch.Tensor]:
     """Per-image values (B,) of each named metric of :data:`METRICS`, on the CPU: confidence drop
-    (clipped), increase (bool), insertion and deletion areas with ``n_steps`` steps, coverage.
-    Drop and increase share one clean and one explained pass."""
+    (clipped and unclipped), increase (bool), insertion and deletion areas with ``n_steps``
+    steps, coverage. The drops and increase share one clean and one explained pass."""
     metrics = check_metrics(metrics)
     out: dict[str, torch.Tensor] = {}
-    if "drop" in metrics or "increase" in metrics:
+    if {"drop", "drop_unclipped", "increase"} & set(metrics):
         y, o = _clean_and_explained(module, x, heatmaps, targets)
         if "drop" in metrics:
             out["drop"] = _drop(y, o).cpu()
+        if "drop_unclipped" in metrics:
+            out["drop_unclipped"] = _drop(y, o, clip=False).cpu()
         if "increase" in metrics:
             out["increase"] = (o > y).cpu()
     if "insertion" in metrics:

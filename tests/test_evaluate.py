@@ -30,16 +30,26 @@ def run_cli(out, data_root, *extra, wait=True):
 
 
 def test_cli_writes_the_csv_and_the_summary(tmp_path, data_root):
-    out = tmp_path / "r.csv"
-    res = run_cli(out, data_root, "--limit", "2", "--methods", "gradcam,clustercam:n_clusters=4", "--metrics", "drop,increase,deletion,coverage", "--n-steps", "4")
+    out, summary = tmp_path / "r.csv", tmp_path / "s.csv"
+    res = run_cli(out, data_root, "--limit", "2", "--methods", "gradcam,clustercam:n_clusters=4", "--metrics", "drop,drop_unclipped,increase,deletion,coverage", "--n-steps", "4", "--summary", str(summary), "--reference", "gradcam")
     assert res.returncode == 0, res.stderr
     rows = read(out)
     assert [(r["image"][:9], r["method"]) for r in rows] == [
         ("n01440764", "gradcam"), ("n01440764", "clustercam:n_clusters=4"), ("n01496331", "gradcam"), ("n01496331", "clustercam:n_clusters=4")
     ]
     assert all(0 <= float(r["drop"]) <= 1 and r["increase"] in ("0", "1") and r["insertion"] == "" for r in rows)
+    assert all(float(r["drop_unclipped"]) <= float(r["drop"]) and (float(r["drop_unclipped"]) == float(r["drop"])) == (float(r["drop"]) > 0) for r in rows)
     assert [int(r["n_forward"]) for r in rows] == [1, 5, 1, 5]
-    assert "confidence_drop_%" in res.stdout and "clustercam:n_clusters=4" in res.stdout
+    assert "drop %" in res.stdout and "vs reference" in res.stdout and "clustercam:n_clusters=4" in res.stdout
+    table = read(summary)
+    assert [r["method"] for r in table] == ["gradcam", "clustercam:n_clusters=4"]
+    for m in ("drop", "drop_unclipped", "increase", "deletion", "coverage"):
+        for r in table:
+            assert float(r[f"{m}_lo"]) <= float(r[m]) <= float(r[f"{m}_hi"])
+            assert {f"{m}_diff", f"{m}_diff_lo", f"{m}_diff_hi", f"{m}_p"} <= set(r)
+        values = [float(r[m]) for r in rows if r["method"] == "gradcam"]
+        assert float(table[0][m]) == pytest.approx(sum(values) / 2, rel=1e-5)
+    assert float(table[0]["drop_diff"]) == 0 and float(table[0]["drop_p"]) == 1
 
 
 def test_killed_midway_resumes_without_recomputing(tmp_path, data_root):
@@ -83,3 +93,57 @@ def test_bad_method_and_metric_names():
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         M.check_metrics(["auc"])
     assert E.parse_methods("clustercam:n_clusters=8;alpha=0.3") == [("clustercam:n_clusters=8;alpha=0.3", "clustercam", {"n_clusters": 8, "alpha": 0.3})]
+
+
+def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
+    import shutil
+
+    import camlab
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for r in dev_records[:3]:
+        shutil.copy(r.path, folder / r.path.name)
+    bad = folder / dev_records[1].path.name
+    bad.write_bytes(b"not a JPEG at all")  # same name, corrupt content
+    records = camlab.data.imagenet_folder(folder)
+    out = tmp_path / "r.csv"
+    with pytest.warns(UserWarning, match=f"skipped {bad.name}"):
+        rows = E.evaluate(lite0, records, E.parse_methods("gradcam,cam"), ["drop"], out=out, progress=False)
+    good = [dev_records[0].path.name, dev_records[2].path.name]
+    assert sorted({r["image"] for r in rows}) == good and len(rows) == 4  # every good image, both methods
+    assert list(rows.skipped) == [bad.name] and "cannot read" in rows.skipped[bad.name]
+    assert E.read_skipped(out) == rows.skipped
+    # a rerun neither retries the bad file nor loses or recomputes a row
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = E.evaluate(lite0, records, E.parse_methods("gradcam,cam"), ["drop"], out=out, progress=False)
+    assert list(again) == list(rows) and again.skipped == rows.skipped
+    table = E.summarize(again, skipped=again.skipped)
+    assert all(r["images"] == 2 and r["skipped"] == 1 for r in table)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "gradcram"], "unknown method 'gradcram'"),
+        (["--metrics", "drop,auc"], "unknown metric 'auc'"),
+        (["--methods", "clustercam:alpha=abc"], "alpha must be in [0, 1], got 'abc'"),
+        (["--methods", "clustercam:colour=1"], "colour"),
+        (["--reference", "scorecam", "--methods", "gradcam"], "--reference 'scorecam' is not one of the methods: gradcam"),
+        (["--n-steps", "0"], "--n-steps and --limit must be ≥ 1"),
+        (["--limit", "many"], "invalid int value: 'many'"),
+        (["--device", "tpu"], "tpu"),
+        (["--model", "resnet9000"], "resnet9000"),
+        (["--images", "/no/such/folder"], "no image folder at '/no/such/folder'"),
+    ],
+)
+def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
+    argv = ["--images", str(data_root / "imagenet-dev"), "--out", "/nonexistent/never-written.csv", "--no-progress"]
+    with pytest.raises(SystemExit) as exit_:
+        E.main(argv + args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -44,12 +44,14 @@ def test_measure_equals_each_metric_alone(lite0, case):
     res = M.measure(lite0.module, x, h, t, n_steps=4)
     assert list(res) == list(M.METRICS)
     assert torch.allclose(res["drop"], M.confidence_drop(lite0.module, x, h, t).cpu(), atol=1e-6)
+    assert torch.allclose(res["drop_unclipped"], M.confidence_drop(lite0.module, x, h, t, clip=False).cpu(), atol=1e-6)
+    assert torch.equal(res["drop"], res["drop_unclipped"].clamp_min(0))
     assert torch.equal(res["increase"], M.increase(lite0.module, x, h, t).cpu())
     assert torch.allclose(res["insertion"], M.insertion(lite0.module, x, h, t, n_steps=4).auc, atol=1e-6)
     assert torch.allclose(res["deletion"], M.deletion(lite0.module, x, h, t, n_steps=4).auc, atol=1e-6)
     assert torch.equal(res["coverage"], M.coverage(h))
     assert list(M.measure(lite0.module, x, h, t, ["coverage", "drop"])) == ["drop", "coverage"]
-    with pytest.raises(ValueError, match="unknown metric 'auc'; available: drop, increase"):
+    with pytest.raises(ValueError, match="unknown metric 'auc'; available: drop, drop_unclipped, increase"):
         M.measure(lite0.module, x, h, t, ["auc"])
 
 

@@ -1,0 +1,147 @@
+"""The 200-image evidence of Step 8, in parts that resume: Table 1 per network, and the
+Cluster-CAM grid that chooses the defaults.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py grid               # clustering × coupling, lite0
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py alpha_q            # α and Q around the best two pairs
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1 --model efficientnet_lite2
+
+Every part goes through the evaluation harness (``camlab.evaluate``): one row per image and
+method (or Cluster-CAM setting) appended to ``benchmarks/results/<part>_<model>.csv`` as it is
+computed, so a part cut short continues where it stopped when run again. Beside it the part
+writes the grid pointing game (``…_pointing.csv``: 100 composites of two dev images, the tiles
+the model ranks in its top 5), a summary with 95 % intervals and paired differences
+(``…_summary.csv``), and for the grid parts the seed stability of each setting
+(``…_stability.csv``, seeds 0–4). Deletion and insertion use 16 steps (Step 8: the machine's
+budget). The rule that chooses the defaults is in benchmarks/RESULTS.md, written before the run;
+``choose`` applies it to the committed CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import camlab
+from camlab import evaluate as E
+from camlab import stats
+from camlab.sweeps import STABLE, choose_setting, read_measured, seed_stability
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N_STEPS = 16
+N_COMPOSITES = 100
+TABLE1 = "cam,gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,clustercam"
+SEEDS = range(5)
+
+
+def spec(setting: dict) -> str:
+    """A Cluster-CAM setting as the harness's method label."""
+    return "clustercam:" + ";".join(f"{k}={v}" for k, v in sorted(setting.items()))
+
+
+def grid_settings() -> list[dict]:
+    return [{"clustering": c, "coupling": k} for c, k in itertools.product(("kmeans", "spectral", "ward"), ("normalized", "paper", "weighted"))]
+
+
+def read(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write(path: Path, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+
+
+def measure(clf, part: str, labels: list[str], reference: str | None, stability: bool) -> None:
+    """Rows, pointing game, summary (and seed stability) of ``labels`` on every dev image."""
+    root = camlab.data.data_root()
+    records = camlab.data.imagenet_folder(root / "imagenet-dev")
+    stem = RESULTS / f"{part}_{clf.name}"
+    methods = E.parse_methods(labels)
+    start = time.perf_counter()
+    rows = E.evaluate(clf, records, methods, out=Path(f"{stem}.csv"), n_steps=N_STEPS)
+    print(f"{part}: {len(rows)} rows ({time.perf_counter() - start:.0f} s)", flush=True)
+    pointing_csv = Path(f"{stem}_pointing.csv")
+    have = {r["method"] for r in read(pointing_csv)}
+    todo = [m for m in methods if m[0] not in have]
+    if todo:
+        composites = camlab.data.grid_composites(records, k=2, n=N_COMPOSITES, seed=0)
+        new, skipped = E.pointing_game(clf, composites, todo)
+        write(pointing_csv, read(pointing_csv) + [{k: v for k, v in r.items() if k != "heatmap"} for r in new])
+        print(f"pointing game: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True)
+    table = E.summarize(rows, reference, skipped=rows.skipped)
+    point = read(pointing_csv)
+    for r in table:
+        iv = stats.mean_interval([float(p["mass_inside"]) for p in point if p["method"] == r["method"]])
+        r.update(pointing=iv.mean, pointing_lo=iv.lo, pointing_hi=iv.hi)
+    write(Path(f"{stem}_summary.csv"), table)
+    print(E.format_table(table), flush=True)
+    if stability:
+        stab_csv = Path(f"{stem}_stability.csv")
+        done = {r["method"] for r in read(stab_csv)}
+        x_all = [r.path for r in records]
+        for label in labels:
+            if label in done:
+                continue
+            setting = setting_of(label)
+            if setting.get("clustering", "kmeans") == "ward":
+                st = {"ari": 1.0, "corr": 1.0, "corr_min": 1.0, "same_base": 1.0, "same_scissors": 1.0, "note": "seed-free"}
+            else:  # 20 images at a time; means weighted by images
+                parts = []
+                for i in range(0, len(x_all), 20):
+                    x = clf.preprocess(x_all[i : i + 20])
+                    parts.append((x.shape[0], seed_stability(clf.module, x, clf.target_layer, SEEDS, **setting)))
+                n = sum(k for k, _ in parts)
+                st = {key: sum(k * s[key] for k, s in parts) / n for key in ("ari", "corr", "same_base", "same_scissors")}
+                st["corr_min"] = min(s["corr_min"] for _, s in parts)
+            write(stab_csv, read(stab_csv) + [{"method": label, **st}])
+            print(f"  {label}: heatmap correlation between seeds {st['corr']:.3f}", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=("grid", "alpha_q", "table1", "choose"))
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.part == "choose":
+        pick, table, stab = choose_setting(*read_measured([RESULTS / f"{part}_{args.model}" for part in ("grid", "alpha_q")]))
+        for r in table:
+            print(f"{r['value']:60s} mean rank {r['mean_rank']:.2f}  passes {r['n_forward']:.0f}  seed corr {stab.get(r['value'], float('nan')):.3f}")
+        print(f"chosen: {pick}")
+        return 0
+    clf = camlab.load_model(args.model, device=camlab.resolve_device(args.device))
+    defaults = {k: v for k, v in camlab.methods.cluster.DEFAULTS.items() if k in ("n_clusters", "alpha")}
+    if args.part == "table1":
+        measure(clf, "table1", TABLE1.split(","), "gradcam", stability=False)
+    elif args.part == "grid":
+        measure(clf, "grid", [spec({**s, "n_clusters": defaults["n_clusters"], **({} if s["coupling"] == "weighted" else {"alpha": defaults["alpha"]})}) for s in grid_settings()], None, stability=True)
+    else:  # α and Q around the best two seed-stable clustering × coupling pairs of the grid
+        _, table, _ = choose_setting(*read_measured([RESULTS / f"grid_{clf.name}"]))
+        pairs = [E.parse_methods([r["value"]])[0][2] for r in table[:2]]
+        labels = []
+        for pair in pairs:
+            base = {k: pair[k] for k in ("clustering", "coupling")}
+            alphas = [None] if base["coupling"] == "weighted" else [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+            for a in alphas:
+                labels.append(spec({**base, "n_clusters": defaults["n_clusters"], **({} if a is None else {"alpha": a})}))
+            for q in (4, 6, 10, 12):
+                labels.append(spec({**base, "n_clusters": q, **({} if base["coupling"] == "weighted" else {"alpha": defaults["alpha"]})}))
+        labels = list(dict.fromkeys(labels))
+        print(f"α and Q around {pairs}: {len(labels)} settings", flush=True)
+        measure(clf, "alpha_q", labels, None, stability=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

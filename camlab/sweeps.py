@@ -1,0 +1,286 @@
+"""Parameter sweeps for Cluster-CAM, with every metric, reusing what a parameter does not change.
+
+:func:`sweep` runs Cluster-CAM over a grid of one parameter (α, the coupling, Q, K, the
+clustering method or K-means' restarts) on a batch of images and measures each setting with the
+metrics of :mod:`camlab.metrics`; :func:`compare` measures whole settings side by side. Both fit
+each input once (one forward pass) and fit that state again for each clustering, so a setting
+pays only for clusters never scored before: settings that differ only in α or the coupling cost
+nothing after the first. :func:`seed_stability` says how much a setting's maps depend on the
+seed. :func:`rank_settings` turns rows into means with 95 % intervals and a mean rank over the
+metrics (overlapping intervals tie), :func:`separable` says whether the data separate the best
+setting from the runner-up, and :func:`recommend` applies the rule that chooses the defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import metrics as M
+from . import stats as S
+from .explanation import Explanation
+from .methods.cluster import ClusterCAM, ClusterState
+
+__all__ = ["ClusterRuns", "sweep", "compare", "seed_stability", "rank_settings", "separable", "recommend", "choose_setting", "paper_distance", "read_measured", "STABLE", "METRIC_DIRECTIONS", "SWEEPABLE"]
+
+# +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
+METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
+SWEEPABLE = ("alpha", "coupling", "n_clusters", "n_eigvecs", "clustering", "n_init")
+
+Pointing = tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]]
+
+
+class ClusterRuns:
+    """Cluster-CAM on one batch for many settings: one forward pass of ``x`` and one fit per
+    clustering, shared through a :class:`~camlab.methods.cluster.ClusterState` — settings that
+    differ only in α or the coupling re-couple a fit, and a new clustering pays only for clusters
+    never scored on this batch.
+
+    >>> runs = ClusterRuns(model, "bn2", x)
+    >>> a = runs.explain({"alpha": 0.5}); b = runs.explain({"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
+    """
+
+    def __init__(self, module: nn.Module, layer: str, x: torch.Tensor, targets=None):
+        self.module, self.layer, self.x, self.targets = module, layer, x, targets
+        self._fits: dict[str, ClusterState] = {}  # by the parameters a fit depends on
+        self._first: ClusterState | None = None  # the fit that made the forward pass
+
+    def fit(self, setting: Mapping[str, Any]) -> tuple[ClusterCAM, ClusterState]:
+        """The ClusterCAM of ``setting`` (its keyword arguments) and its fitted state on the batch."""
+        cam = ClusterCAM(self.module, self.layer, **setting)
+        key = repr(sorted(cam.fit_params().items()))
+        if key not in self._fits:
+            self._fits[key] = cam.fit(self.x, self.targets) if self._first is None else cam.fit(self._first)
+            if self._first is None:
+                self._first = self._fits[key]
+        return cam, self._fits[key]
+
+    def explain(self, setting: Mapping[str, Any]) -> Explanation:
+        """Cluster-CAM with ``setting`` on the batch."""
+        cam, state = self.fit(setting)
+        return cam.couple(state)
+
+
+def sweep(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    parameter: str,
+    values: Sequence[Any],
+    n_steps: int = 8,
+    base: dict[str, Any] | None = None,
+    pointing: Pointing | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Cluster-CAM on ``x`` for each value of ``parameter`` (one of :data:`SWEEPABLE`), other
+    parameters from ``base``; one row per setting and image, with every metric and the forward
+    passes per image the setting costs on its own (1 + Q).
+
+    ``pointing = (composites, targets, boxes)`` adds the grid pointing game: the mean share of
+    each composite map's mass inside its target's tile, reported on every row of that setting
+    as ``pointing``. Each input is passed through the model once; a value that does not change
+    the clusters (α, the coupling) costs no forward pass at all.
+    """
+    if parameter not in SWEEPABLE:
+        raise ValueError(f"cannot sweep {parameter!r}; use one of {', '.join(SWEEPABLE)}")
+    base = dict(base or {})
+    return compare(module, x, layer, {value: {**base, parameter: value} for value in values}, n_steps, pointing, progress, parameter=parameter)
+
+
+def compare(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    settings: Mapping[Any, dict[str, Any]],
+    n_steps: int = 8,
+    pointing: Pointing | None = None,
+    progress: bool = True,
+    parameter: str = "setting",
+) -> list[dict[str, Any]]:
+    """Cluster-CAM on ``x`` for each named setting (a dict of ClusterCAM keyword arguments): the
+    joint check of settings that a one-knob-at-a-time sweep cannot make. The settings share one
+    forward pass per input and every cluster score (:class:`ClusterRuns`).
+
+    Rows are the evaluation harness's (:func:`camlab.evaluate.explanation_rows`: one per image,
+    every metric) with ``parameter`` and ``value`` (the setting's name) added, and
+    ``n_forward`` the passes per image the setting costs on its own (1 + Q). With ``pointing``
+    (from :func:`camlab.evaluate.pointing_tiles`: the tiles the model recognises), one more row
+    per setting and tile holds that tile's ``pointing`` score (the share of the map's mass inside
+    the tile)."""
+    from tqdm.auto import tqdm
+
+    from .evaluate import explanation_rows
+
+    runs = ClusterRuns(module, layer, x)
+    composites = None
+    if pointing is not None:
+        tiles, targets, boxes = pointing
+        composites = ClusterRuns(module, layer, tiles, targets)
+    rows = []
+    for name, setting in tqdm(settings.items(), desc=f"Cluster-CAM by {parameter}", disable=not progress):
+        exp = runs.explain(setting)
+        cost = 1 + exp.cluster_maps.shape[1]  # per image, for this setting alone
+        label = {"parameter": parameter, "value": name}
+        rows += [{**label, **r, "n_forward": cost} for r in explanation_rows(module, x, exp, n_steps=n_steps, method=str(name))]
+        if composites is not None:
+            hc = composites.explain(setting).heatmaps
+            rows += [{**label, "tile": j, "pointing": M.grid_pointing(hc[j], box).mass_inside, "n_forward": cost} for j, box in enumerate(boxes)]
+    return rows
+
+
+def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequence[int] = range(5), **setting: Any) -> dict[str, float]:
+    """How much Cluster-CAM on ``x`` depends on its seed, for one setting (ClusterCAM keyword
+    arguments). Over every pair of seeds and image: the mean adjusted Rand index of the two
+    clusterings (``ari``) and the mean and lowest correlation of the two heatmaps (``corr``,
+    ``corr_min``; pairs with a constant map are left out). Against the first seed: the share of
+    the other seeds whose base and scissors are exactly the same set of channels
+    (``same_base``, ``same_scissors``). One forward pass of ``x`` serves every seed."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise ValueError(f"seed stability needs at least 2 seeds, got {seeds}")
+    shared = ClusterRuns(module, layer, x)
+    runs = [shared.explain({**setting, "seed": s}) for s in seeds]
+
+    def members(exp: Explanation, i: int, which: torch.Tensor) -> set[int]:
+        return set((exp.labels[i] == which[i]).nonzero().flatten().tolist())
+
+    aris, corr, same_base, same_scissors = [], [], [], []
+    for i in range(x.shape[0]):
+        for a in range(len(runs)):
+            for b in range(a + 1, len(runs)):
+                aris.append(adjusted_rand_score(runs[a].labels[i].numpy(), runs[b].labels[i].numpy()))
+                ha, hb = runs[a].heatmaps[i].flatten().double(), runs[b].heatmaps[i].flatten().double()
+                if ha.std() > 0 and hb.std() > 0:
+                    corr.append(float(torch.corrcoef(torch.stack([ha, hb]))[0, 1]))
+        for r in runs[1:]:
+            same_base.append(members(r, i, r.base) == members(runs[0], i, runs[0].base))
+            same_scissors.append(members(r, i, r.scissors) == members(runs[0], i, runs[0].scissors))
+    nan = float("nan")
+    return {
+        "ari": float(np.mean(aris)),
+        "same_base": float(np.mean(same_base)),
+        "same_scissors": float(np.mean(same_scissors)),
+        "corr": float(np.mean(corr)) if corr else nan,
+        "corr_min": float(np.min(corr)) if corr else nan,
+    }
+
+
+def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> list[dict[str, Any]]:
+    """Per value (setting): each metric's mean and 95 % bootstrap interval (``m``, ``m_lo``,
+    ``m_hi``; :func:`camlab.stats.mean_interval` over the rows that measured it), and its rank
+    among the values, where **values whose intervals overlap count as tied**: a value's rank on a
+    metric is 1 + the number of values whose interval lies wholly on the better side of its own.
+    ``mean_rank`` averages the ranks over the metrics every value measured; sorted best first,
+    then cheaper (fewer forward passes) first."""
+    values = list(dict.fromkeys(r["value"] for r in rows))
+
+    def measured(v, m):
+        return [float(r[m]) for r in rows if r["value"] == v and r.get(m, "") not in ("", None) and math.isfinite(float(r[m]))]
+
+    table = {v: {"value": v} for v in values}
+    ranked = []
+    for m in (*metrics, "coverage"):
+        if not any(measured(v, m) for v in values):
+            continue
+        for v in values:
+            iv = S.mean_interval(measured(v, m))
+            table[v].update({m: iv.mean, f"{m}_lo": iv.lo, f"{m}_hi": iv.hi})
+        if m in metrics and all(table[v][f"{m}_lo"] == table[v][f"{m}_lo"] for v in values):
+            ranked.append(m)
+    for v in values:
+        costs = [float(r["n_forward"]) for r in rows if r["value"] == v and "n_forward" in r]
+        table[v]["n_forward"] = sum(costs) / len(costs) if costs else math.nan
+    for m in ranked:
+        sign = METRIC_DIRECTIONS[m]
+        for v in values:
+            lo, hi = table[v][f"{m}_lo"], table[v][f"{m}_hi"]
+            # better and separated: its whole interval beyond ours, on the better side
+            table[v][f"{m}_rank"] = 1 + sum(1 for u in values if (table[u][f"{m}_lo"] > hi if sign > 0 else table[u][f"{m}_hi"] < lo))
+    for v in values:
+        table[v]["mean_rank"] = sum(table[v][f"{m}_rank"] for m in ranked) / len(ranked) if ranked else math.nan
+    return sorted(table.values(), key=lambda r: (r["mean_rank"], r["n_forward"]))
+
+
+def separable(table: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> bool:
+    """Whether the data separate the best value of a :func:`rank_settings` table from the
+    runner-up: on at least one ranked metric their intervals do not overlap."""
+    if len(table) < 2:
+        return True
+    a, b = table[0], table[1]
+    return any(not S.overlap(S.Interval(a[m], a[f"{m}_lo"], a[f"{m}_hi"], 0), S.Interval(b[m], b[f"{m}_lo"], b[f"{m}_hi"], 0)) for m in metrics if f"{m}_rank" in a)
+
+
+def recommend(table: Sequence[dict[str, Any]], current: Any = None, tie: float = 0.0) -> Any:
+    """The value a :func:`rank_settings` table supports, by a rule fixed in advance: the best
+    mean rank (ranks already count values whose intervals overlap as tied), where values within
+    ``tie`` of it count as tied too; ties go to the cheaper setting (fewer forward passes), then
+    to the value nearest ``current`` (the present default, or the paper's form)."""
+    best = min(r["mean_rank"] for r in table)
+    tied = [r for r in table if r["mean_rank"] <= best + tie + 1e-9]
+
+    def distance(v):
+        try:
+            return abs(float(v) - float(current))
+        except (TypeError, ValueError):
+            return 0.0 if v == current else 1.0
+
+    return min(tied, key=lambda r: (round(r.get("n_forward", 0.0), 6), distance(r["value"]), r["mean_rank"]))["value"]
+
+
+# --- the rule that chooses the defaults (benchmarks/RESULTS.md, fixed before the 200-image run) ----
+
+STABLE = 0.99  # a candidate's mean heatmap correlation between seeds must reach this
+
+
+def paper_distance(setting: Mapping[str, Any]) -> int:
+    """How far a setting is from the paper's form: 0 for K-means with eq 22 as printed; the
+    coupling counts before the clustering (normalised, then weighted; spectral, then Ward)."""
+    clustering = ("kmeans", "spectral", "ward").index(setting.get("clustering", "kmeans"))
+    return clustering + 3 * ("paper", "normalized", "weighted").index(setting.get("coupling", "normalized"))
+
+
+def choose_setting(rows: Sequence[dict[str, Any]], stability: Mapping[Any, float], threshold: float = STABLE) -> tuple[Any, list[dict[str, Any]], Mapping[Any, float]]:
+    """The rule: among the settings whose seed stability (mean heatmap correlation between seeds)
+    reaches ``threshold``, the best mean rank of :func:`rank_settings` (overlapping intervals
+    tie); ties go to fewer forward passes, then to the paper's form (:func:`paper_distance` of
+    the setting a ``clustercam:…`` label describes). Returns the winner's value, the ranked table
+    of the stable settings and the stability given."""
+    from .evaluate import parse_methods
+
+    table = rank_settings([r for r in rows if stability.get(r["value"], 0.0) >= threshold])
+    if not table:
+        raise ValueError(f"no setting reaches a seed stability of {threshold}; measured: {dict(stability)}")
+    tied = [r for r in table if r["mean_rank"] <= table[0]["mean_rank"] + 1e-9]
+
+    def form(value: Any) -> int:
+        return paper_distance(parse_methods([value])[0][2]) if isinstance(value, str) and value.startswith("clustercam") else 0
+
+    return min(tied, key=lambda r: (round(r["n_forward"], 6), form(r["value"])))["value"], table, stability
+
+
+def read_measured(stems: Sequence[str | Path]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rows for :func:`choose_setting` from the CSVs ``benchmarks/full_run.py`` writes for each
+    stem: ``<stem>.csv`` (harness rows; ``value`` = the method label), ``<stem>_pointing.csv``
+    (one row per tile, ``pointing`` = mass inside) and ``<stem>_stability.csv`` (mean heatmap
+    correlation between seeds per setting). Missing files contribute nothing."""
+    import csv
+
+    def read(path: Path) -> list[dict[str, str]]:
+        if not path.is_file():
+            return []
+        with path.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    rows, stability = [], {}
+    for stem in map(Path, stems):
+        rows += [{**r, "value": r["method"]} for r in read(stem.with_name(stem.name + ".csv"))]
+        rows += [{"value": p["method"], "pointing": p["mass_inside"]} for p in read(stem.with_name(stem.name + "_pointing.csv"))]
+        stability.update({r["method"]: float(r["corr"]) for r in read(stem.with_name(stem.name + "_stability.csv"))})
+    return rows, stability

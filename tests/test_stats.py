@@ -1,0 +1,85 @@
+"""Intervals: camlab.stats against SciPy on the same values, and the harness's summary."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as ss
+
+from camlab import evaluate as E
+from camlab import stats as S
+
+
+def scipy_interval(values, method="BCa"):
+    ci = ss.bootstrap((np.asarray(values, float),), np.mean, confidence_level=0.95, n_resamples=S.N_RESAMPLES, method=method, random_state=np.random.default_rng(0)).confidence_interval
+    return ci.low, ci.high
+
+
+def test_mean_interval_is_scipys_bootstrap():
+    v = np.random.default_rng(1).gamma(2.0, 0.1, size=60)
+    iv = S.mean_interval(v)
+    assert iv.mean == pytest.approx(v.mean()) and iv.n == 60
+    assert (iv.lo, iv.hi) == pytest.approx(scipy_interval(v))
+    assert iv.lo < v.mean() < iv.hi
+    # more values, narrower interval
+    wide = S.mean_interval(v[:15])
+    assert wide.hi - wide.lo > iv.hi - iv.lo
+
+
+def test_mean_interval_edge_cases():
+    assert S.mean_interval([0.3, 0.3, 0.3]) == S.Interval(0.3, 0.3, 0.3, 3)
+    assert S.mean_interval([0.5, float("nan")]) == S.Interval(0.5, 0.5, 0.5, 1)  # NaN left out
+    empty = S.mean_interval([])
+    assert math.isnan(empty.mean) and empty.n == 0
+    two = S.mean_interval([0.0, 1.0])  # BCa undefined: percentile
+    assert (two.lo, two.hi) == pytest.approx(scipy_interval([0.0, 1.0], "percentile"))
+    # a share of booleans (the increase column): finite interval inside [0, 1]
+    inc = S.mean_interval([1] * 3 + [0] * 37)
+    assert 0 <= inc.lo < 3 / 40 < inc.hi <= 1
+
+
+def test_paired_difference_matches_scipy():
+    rng = np.random.default_rng(2)
+    ref = rng.uniform(0, 1, 50)
+    val = ref - 0.05 + rng.normal(0, 0.02, 50)
+    d = S.paired_difference(val, ref)
+    assert d.mean == pytest.approx(float(np.mean(val - ref)))
+    assert (d.lo, d.hi) == pytest.approx(scipy_interval(val - ref))
+    assert d.p == pytest.approx(ss.wilcoxon(val - ref).pvalue)
+    assert d.hi < 0 and d.p < 1e-6
+    same = S.paired_difference(ref, ref)
+    assert (same.mean, same.lo, same.hi, same.p) == (0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="equal lengths, got 3 and 2"):
+        S.paired_difference([1, 2, 3], [1, 2])
+
+
+def test_overlap():
+    assert S.overlap(S.Interval(0.5, 0.4, 0.6, 9), S.Interval(0.65, 0.59, 0.7, 9))
+    assert not S.overlap(S.Interval(0.5, 0.4, 0.6, 9), S.Interval(0.7, 0.61, 0.8, 9))
+
+
+def test_summarize_columns_and_values():
+    rng = np.random.default_rng(3)
+    ref = rng.uniform(0.1, 0.9, 30)
+    rows = []
+    for i, r in enumerate(ref):
+        rows.append({"image": f"im{i}", "method": "gradcam", "drop": f"{r:.6g}", "increase": "0", "n_forward": "1", "seconds": "0.01"})
+        rows.append({"image": f"im{i}", "method": "clustercam", "drop": f"{r * 0.8:.6g}", "increase": str(i % 2), "n_forward": "9", "seconds": "0.05"})
+    rows.append({"image": "extra", "method": "clustercam", "drop": "0.5", "increase": "1", "n_forward": "9", "seconds": "0.05"})  # no reference row: not paired
+    table = E.summarize(rows, reference="gradcam", skipped={"bad.JPEG": "cannot read"})
+    by = {r["method"]: r for r in table}
+    cc = by["clustercam"]
+    values = [float(r["drop"]) for r in rows if r["method"] == "clustercam"]
+    assert cc["images"] == 31 and cc["n_forward"] == 9 and cc["skipped"] == 1
+    assert (cc["drop"], cc["drop_lo"], cc["drop_hi"]) == pytest.approx((np.mean(values), *scipy_interval(values)))
+    paired = np.array([float(r["drop"]) for r in rows if r["method"] == "clustercam"][:30]) - np.array([float(f"{r:.6g}") for r in ref])
+    assert (cc["drop_diff"], cc["drop_diff_lo"], cc["drop_diff_hi"]) == pytest.approx((paired.mean(), *scipy_interval(paired)))
+    assert cc["drop_p"] == pytest.approx(ss.wilcoxon(paired).pvalue)
+    assert cc["increase"] == pytest.approx(16 / 31)
+    assert by["gradcam"]["drop_diff"] == 0 and by["gradcam"]["drop_p"] == 1.0
+    assert "insertion" not in cc  # not measured: no column
+    text = E.format_table(table)
+    assert f"{100 * cc['drop']:.1f} [{100 * cc['drop_lo']:.1f}, {100 * cc['drop_hi']:.1f}]" in text
+    assert "1 unreadable image(s) skipped" in text
+    with pytest.raises(ValueError, match="reference method 'scorecam' has no rows"):
+        E.summarize(rows, reference="scorecam")
