@@ -4,6 +4,8 @@ Cluster-CAM grid that chooses the defaults.
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py grid               # clustering × coupling, lite0
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py alpha_q            # α and Q around the best two pairs
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1 --model efficientnet_lite2
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py swap               # Fig. 3's base/scissors swap rate
+    .venv/bin/python benchmarks/full_run.py choose | report --model M                  # the rule; RESULTS.md's tables
 
 Every part goes through the evaluation harness (``camlab.evaluate``): one row per image and
 method (or Cluster-CAM setting) appended to ``benchmarks/results/<part>_<model>.csv`` as it is
@@ -28,7 +30,7 @@ from pathlib import Path
 import camlab
 from camlab import evaluate as E
 from camlab import stats
-from camlab.sweeps import STABLE, choose_setting, read_measured, seed_stability
+from camlab.sweeps import STABLE, base_scissors_swaps, choose_setting, read_measured, seed_stability
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_STEPS = 16
@@ -107,9 +109,58 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
             print(f"  {label}: heatmap correlation between seeds {st['corr']:.3f}", flush=True)
 
 
+def swaps(clf) -> None:
+    """Fig. 3's claim as a rate: on the composites whose two tiles the model both ranks in its
+    top 5, is the base for one class the scissors for the other (Cluster-CAM's defaults)?"""
+    records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")
+    composites = camlab.data.grid_composites(records, k=2, n=N_COMPOSITES, seed=0)
+    tiles, _ = E.pointing_tiles(clf, composites)
+    rows = []
+    for i in sorted({t["composite"] for t in tiles}):
+        pair = [t for t in tiles if t["composite"] == i]
+        if len(pair) == 2:
+            swaps_of = base_scissors_swaps(clf.module, clf.target_layer, pair[0]["x"], pair[0]["class_index"], pair[1]["class_index"])
+            rows.append({"composite": i, "class_a": pair[0]["class_index"], "class_b": pair[1]["class_index"], **{k: int(v) for k, v in swaps_of.items()}})
+    write(RESULTS / f"swap_{clf.name}.csv", rows)
+    for key in ("swapped", "half", "same_base"):
+        iv = stats.mean_interval([r[key] for r in rows])
+        print(f"{key}: {100 * iv.mean:.1f} % [{100 * iv.lo:.1f}, {100 * iv.hi:.1f}] of {len(rows)} composites", flush=True)
+
+
+def report(model: str) -> None:
+    """RESULTS.md's Table 1 (Markdown) from the committed CSVs, and the Table 2 ratios."""
+    rows = read(RESULTS / f"table1_{model}.csv")
+    if not rows:
+        print(f"no table1_{model}.csv")
+        return
+    table = E.summarize(rows, "gradcam")
+    point = read(RESULTS / f"table1_{model}_pointing.csv")
+    paper = {"gradcam": (17.94, 19.15), "gradcampp": (18.44, 19.75), "ablationcam": (12.38, 24.67), "scorecam": (12.21, 25.48), "clustercam": (11.60, 26.10)}
+
+    def cell(r, m, k=100.0, d=1):
+        return f"{k * r[m]:.{d}f} [{k * r[m + '_lo']:.{d}f}, {k * r[m + '_hi']:.{d}f}]"
+
+    print(f"| method ({model}, {table[0]['images']} images) | drop % | drop, unclipped % | paper drop % | increase % | paper increase % | insertion | deletion | pointing | passes | s / image |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in table:
+        p = paper.get(r["method"], ("", ""))
+        iv = stats.mean_interval([float(q["mass_inside"]) for q in point if q["method"] == r["method"]])
+        print(f"| {r['method']} | {cell(r, 'drop')} | {cell(r, 'drop_unclipped')} | {p[0]} | {cell(r, 'increase')} | {p[1]} | {cell(r, 'insertion', 1, 3)} | {cell(r, 'deletion', 1, 3)} | {iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}] | {r['n_forward']:.0f} | {r['seconds']:.3f} |")
+    print("\npaired differences to Grad-CAM (percentage points; Wilcoxon p):")
+    for r in table:
+        if r["method"] != "gradcam":
+            print(f"  {r['method']}: drop {cell(r, 'drop_diff')} p={r['drop_p']:.2g}; unclipped {cell(r, 'drop_unclipped_diff')} p={r['drop_unclipped_p']:.2g}; increase {cell(r, 'increase_diff')} p={r['increase_p']:.2g}")
+    secs = {m: {q["image"]: float(q["seconds"]) for q in rows if q["method"] == m} for m in ("clustercam", "ablationcam", "scorecam")}
+    for other in ("ablationcam", "scorecam"):
+        both = sorted(set(secs[other]) & set(secs["clustercam"]))
+        if both:
+            iv = stats.ratio_interval([secs[other][i] for i in both], [secs["clustercam"][i] for i in both])
+            print(f"  {other} / clustercam seconds per image: {iv.mean:.2f}× [{iv.lo:.2f}, {iv.hi:.2f}] ({len(both)} images)")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=("grid", "alpha_q", "table1", "choose"))
+    p.add_argument("part", choices=("grid", "alpha_q", "table1", "swap", "choose", "report"))
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
@@ -120,7 +171,13 @@ def main(argv=None) -> int:
             print(f"{r['value']:60s} mean rank {r['mean_rank']:.2f}  passes {r['n_forward']:.0f}  seed corr {stab.get(r['value'], float('nan')):.3f}")
         print(f"chosen: {pick}")
         return 0
+    if args.part == "report":
+        report(args.model)
+        return 0
     clf = camlab.load_model(args.model, device=camlab.resolve_device(args.device))
+    if args.part == "swap":
+        swaps(clf)
+        return 0
     defaults = {k: v for k, v in camlab.methods.cluster.DEFAULTS.items() if k in ("n_clusters", "alpha")}
     if args.part == "table1":
         measure(clf, "table1", TABLE1.split(","), "gradcam", stability=False)

@@ -25,7 +25,7 @@ from . import stats as S
 from .explanation import Explanation
 from .methods.cluster import ClusterCAM, ClusterState
 
-__all__ = ["ClusterRuns", "sweep", "compare", "seed_stability", "rank_settings", "separable", "recommend", "choose_setting", "paper_distance", "read_measured", "STABLE", "METRIC_DIRECTIONS", "SWEEPABLE"]
+__all__ = ["ClusterRuns", "base_scissors_swaps", "sweep", "compare", "seed_stability", "rank_settings", "separable", "recommend", "choose_setting", "paper_distance", "read_measured", "STABLE", "METRIC_DIRECTIONS", "SWEEPABLE"]
 
 # +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
 METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
@@ -170,6 +170,21 @@ def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequen
         "corr": float(np.mean(corr)) if corr else nan,
         "corr_min": float(np.min(corr)) if corr else nan,
     }
+
+
+def base_scissors_swaps(module: nn.Module, layer: str, x: torch.Tensor, class_a: int, class_b: int, **setting: Any) -> dict[str, bool]:
+    """The paper's Fig. 3 claim on one two-object image ``x`` (1×3×H×W): explained for class
+    ``a`` and for class ``b`` with the same clusters (one fit, the same seed), is the base of one
+    the scissors of the other? ``swapped``: both ways (the paper's "interchanged"); ``half``:
+    at least one way; ``same_base``: both classes keep the same base cluster."""
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"one image at a time: x must be 1×3×H×W, got {tuple(x.shape)}")
+    exp = ClusterRuns(module, layer, x.expand(2, -1, -1, -1), [int(class_a), int(class_b)]).explain(setting)
+    if not torch.equal(exp.labels[0], exp.labels[1]):  # same maps, same seed: the same clusters
+        raise RuntimeError("the two explanations of one image clustered differently")
+    base, scissors = exp.base.tolist(), exp.scissors.tolist()
+    one, other = base[0] == scissors[1], base[1] == scissors[0]
+    return {"swapped": one and other, "half": one or other, "same_base": base[0] == base[1]}
 
 
 def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> list[dict[str, Any]]:

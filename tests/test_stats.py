@@ -83,3 +83,14 @@ def test_summarize_columns_and_values():
     assert "1 unreadable image(s) skipped" in text
     with pytest.raises(ValueError, match="reference method 'scorecam' has no rows"):
         E.summarize(rows, reference="scorecam")
+
+
+def test_ratio_interval_is_scipys_paired_bootstrap():
+    rng = np.random.default_rng(4)
+    slow = rng.uniform(1.8, 2.2, 40)
+    fast = slow / 10 * rng.uniform(0.9, 1.1, 40)
+    iv = S.ratio_interval(slow, fast)
+    assert iv.mean == pytest.approx(slow.mean() / fast.mean())
+    ci = ss.bootstrap((slow, fast), lambda u, v, axis=-1: u.mean(axis) / v.mean(axis), paired=True, n_resamples=S.N_RESAMPLES, method="percentile", random_state=np.random.default_rng(0)).confidence_interval
+    assert (iv.lo, iv.hi) == pytest.approx((ci.low, ci.high))
+    assert 9 < iv.lo < iv.mean < iv.hi < 11

@@ -147,3 +147,18 @@ def test_choose_setting_requires_stability_then_cost_then_the_papers_form():
     assert paper_distance({"clustering": "kmeans", "coupling": "paper"}) == 0 < paper_distance({"clustering": "ward", "coupling": "paper"}) < paper_distance({"coupling": "normalized"})
     with pytest.raises(ValueError, match="no setting reaches a seed stability of 0.99"):
         choose_setting(rows(unstable, 0.1, 8), {unstable: 0.5})
+
+
+def test_base_scissors_swaps_by_hand(lite0, data_root):
+    from camlab.sweeps import base_scissors_swaps
+
+    comp = camlab.data.grid_composites(camlab.data.imagenet_folder(data_root / "imagenet-dev"), k=2, n=1, seed=0)[0]
+    x = lite0.preprocess(comp.image, resize=False)
+    a, b = comp.class_indices
+    res = base_scissors_swaps(lite0.module, "blocks.6", x, a, b, n_clusters=4)
+    ea, eb = (camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4)(x, targets=[c]) for c in (a, b))
+    assert torch.equal(ea.labels, eb.labels)
+    one, other = int(ea.base) == int(eb.scissors), int(eb.base) == int(ea.scissors)
+    assert res == {"swapped": one and other, "half": one or other, "same_base": int(ea.base) == int(eb.base)}
+    with pytest.raises(ValueError, match="one image at a time"):
+        base_scissors_swaps(lite0.module, "blocks.6", x.expand(2, -1, -1, -1), a, b)
