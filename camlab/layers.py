@@ -100,3 +100,37 @@ class capture:
             raise RuntimeError("activations carry no graph: open capture(..., gradients=True) before the forward pass")
         (g,) = torch.autograd.grad(scalar, self.activations, retain_graph=retain_graph)
         return g
+
+
+class count_forwards:
+    """Count the images that go through modules while the block runs: a forward pre-hook adds
+    each call's batch size (the first positional input's first dimension). ``watch`` adds a
+    module while the block is open (e.g. the tail of a split network); every hook is removed on
+    exit, whatever happens inside.
+
+    >>> with count_forwards(model) as n:
+    ...     model(x)
+    >>> n.images  # x.shape[0]
+    """
+
+    def __init__(self, *modules: nn.Module):
+        self.images = 0
+        self._modules = modules
+        self._handles: list = []
+
+    def _hook(self, _module: nn.Module, inputs) -> None:
+        if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() > 0:
+            self.images += int(inputs[0].shape[0])
+
+    def watch(self, module: nn.Module) -> None:
+        self._handles.append(module.register_forward_pre_hook(self._hook))
+
+    def __enter__(self) -> "count_forwards":
+        for m in self._modules:
+            self.watch(m)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()

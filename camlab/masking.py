@@ -26,18 +26,17 @@ SCORES = ("softmax", "logit")
 
 
 def blur(x: torch.Tensor, kernel_size: int = 51, sigma: float = 50.0) -> torch.Tensor:
-    """Gaussian blur of a (B×)C×H×W tensor, reflect-padded (Group-CAM's 51×51, σ = 50)."""
-    squeeze = x.dim() == 3
-    xb = x[None] if squeeze else x
+    """Gaussian blur of a (B×)C×H×W tensor: torchvision's ``gaussian_blur`` (reflect padding),
+    Group-CAM's 51×51 kernel with σ = 50. An image no larger than half the kernel cannot be
+    reflect-padded; it is padded by repeating its edge instead."""
+    from torchvision.transforms.functional import gaussian_blur
+
     half = kernel_size // 2
-    t = torch.arange(kernel_size, device=x.device, dtype=x.dtype) - half
-    k1 = torch.exp(-(t**2) / (2 * sigma**2))
-    k1 = k1 / k1.sum()
-    c = xb.shape[1]
-    pad_mode = "reflect" if min(xb.shape[-2:]) > half else "replicate"
-    out = F.pad(xb, (half, half, half, half), mode=pad_mode)
-    out = F.conv2d(out, k1.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.conv2d(out, k1.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    if min(x.shape[-2:]) > half:
+        return gaussian_blur(x, [kernel_size, kernel_size], [sigma, sigma])
+    squeeze = x.dim() == 3
+    padded = F.pad(x[None] if squeeze else x, (half, half, half, half), mode="replicate")
+    out = gaussian_blur(padded, [kernel_size, kernel_size], [sigma, sigma])[..., half:-half, half:-half]
     return out[0] if squeeze else out
 
 

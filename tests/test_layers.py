@@ -62,3 +62,27 @@ def test_hooks_are_removed_also_after_an_exception(lite0, real_batch):
         assert not torch.is_grad_enabled()
     assert len(layer._forward_hooks) == 0
     assert camlab.layer_names(lite0.module)[0] == "conv_stem"
+
+
+def test_count_forwards_counts_images_and_always_unhooks():
+    import torch
+    from torch import nn
+
+    from camlab.layers import count_forwards
+
+    net, tail = nn.Linear(3, 2), nn.Linear(2, 2)
+    with count_forwards(net) as n:
+        net(torch.zeros(4, 3))
+        net(torch.zeros(1, 3))
+        n.watch(tail)
+        tail(torch.zeros(5, 2))
+    assert n.images == 4 + 1 + 5
+    assert not net._forward_pre_hooks and not tail._forward_pre_hooks
+    try:
+        with count_forwards(net):
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert not net._forward_pre_hooks
+    net(torch.zeros(2, 3))  # outside the block nothing counts
+    assert n.images == 10

@@ -133,3 +133,29 @@ def test_grid_composites_and_the_pointing_game(lite0, dev_records):
         assert 0 <= r["mass_inside"] <= 1
     with pytest.raises(ValueError, match="k is 2"):
         camlab.data.grid_composites(dev_records, k=3)
+
+
+def _separable_blur(x, kernel_size=51, sigma=50.0, mode="reflect"):
+    """An independent reference: the Gaussian blur as two 1-D convolutions."""
+    import torch.nn.functional as F
+
+    half = kernel_size // 2
+    t = torch.arange(kernel_size, dtype=x.dtype) - half
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    out = F.pad(x, (half, half, half, half), mode=mode)
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+@pytest.mark.parametrize("size, mode", [((64, 48), "reflect"), ((20, 30), "replicate"), ((8, 8), "replicate")])
+def test_blur_is_torchvisions_gaussian_blur(size, mode):
+    from torchvision.transforms.functional import gaussian_blur
+
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    ours = camlab.masking.blur(x)
+    assert torch.allclose(ours, _separable_blur(x, mode=mode), atol=1e-5)
+    assert torch.allclose(camlab.masking.blur(x[0]), ours[0])  # one image without the batch axis
+    if mode == "reflect":
+        assert torch.equal(ours, gaussian_blur(x, [51, 51], [50.0, 50.0]))

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..device import default_batch_size, module_device, to_model_format
 from ..explanation import Explanation
-from ..layers import capture, resolve_layer
+from ..layers import capture, count_forwards, resolve_layer
 from ..maps import normalize_maps, upsample
 
 __all__ = ["BaseCAM", "Context", "resolve_targets", "check_input"]
@@ -67,8 +67,9 @@ class Context:
     activations: torch.Tensor  # B×N×h×w at the target layer, detached
     targets: torch.Tensor  # (B,) long
     gradients: torch.Tensor | None = None  # ∂logit_target/∂activations, B×N×h×w
-    n_forward: int = 0  # images pushed through the model so far
+    n_forward: int = 0  # images pushed through the model: set from ``forwards`` when the call ends
     extras: dict[str, Any] = field(default_factory=dict)
+    forwards: count_forwards | None = None  # counts every image through the model during the call
 
 
 class BaseCAM:
@@ -111,9 +112,12 @@ class BaseCAM:
 
     def __call__(self, x: torch.Tensor, targets: Targets = None) -> Explanation:
         start = time.perf_counter()
-        ctx = self.forward(x, targets)
-        with torch.no_grad():
-            out = self.compute(ctx)
+        with count_forwards(self.module) as forwards:  # the one place passes are counted
+            ctx = self.forward(x, targets)
+            ctx.forwards = forwards
+            with torch.no_grad():
+                out = self.compute(ctx)
+        ctx.n_forward, ctx.forwards = forwards.images, None
         return self.finish(ctx, out, start)
 
     def forward(self, x: torch.Tensor, targets: Targets = None) -> Context:
@@ -134,7 +138,7 @@ class BaseCAM:
             acts = cap.activations.detach()
         if acts.dim() != 4:
             raise ValueError(f"layer {self.layer_name!r} outputs shape {tuple(acts.shape)}; CAM methods need B×N×h×w feature maps")
-        return Context(x=x, logits=logits.detach(), activations=acts, targets=t, gradients=grads, n_forward=x.shape[0])
+        return Context(x=x, logits=logits.detach(), activations=acts, targets=t, gradients=grads)
 
     def finish(self, ctx: Context, out: torch.Tensor, start: float, params: dict[str, Any] | None = None) -> Explanation:
         """The pipeline's second half: what :meth:`compute` returned → the :class:`Explanation`

@@ -32,6 +32,7 @@ from ..clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectr
 from ..explanation import Explanation
 from ..maps import normalize_maps, upsample
 from ..masking import Baseline, check_baseline, check_score, score_masked
+from ..layers import count_forwards
 from .base import BaseCAM, Context, Targets
 
 __all__ = ["ClusterCAM", "ClusterState", "couple_maps", "CLUSTERINGS", "COUPLINGS", "DEFAULTS"]
@@ -252,19 +253,18 @@ class ClusterCAM(BaseCAM):
             which = torch.tensor([k for _, k in new], device=ctx.x.device)
             y = score_masked(self.module, ctx.x, reps[owner, which], owner, ctx.targets, baseline=self.baseline, score=self.score, batch_size=self._batch_size or len(new))
             cache.scores.update({keys[i][k]: float(v) for (i, k), v in zip(new, y)})
-            cache.masked_forwards += len(new)
         return torch.tensor([[cache.scores[keys[i][k]] for k in range(q)] for i in range(b)], device=ctx.x.device, dtype=reps.dtype)
 
-    def _fit(self, ctx: Context, cache: _ScoreCache, start: float, image_forwards: int) -> ClusterState:
+    def _fit(self, ctx: Context, cache: _ScoreCache, start: float) -> ClusterState:
         acts = ctx.activations
         self.check_layer(acts.shape[1])
         with torch.no_grad():
             labels = torch.stack([self.cluster(a, cache.spectra, i) for i, a in enumerate(acts)])  # B×N
             reps = torch.stack([self.representatives(a, l, self.n_clusters) for a, l in zip(acts, labels)])  # B×Q×h×w
-            before = cache.masked_forwards
-            scores = self.score_clusters(ctx, labels, reps, cache)
-        n_forward = image_forwards + cache.masked_forwards - before
-        return ClusterState(ctx, labels, reps, scores, self.fit_params(), n_forward, time.perf_counter() - start, cache)
+            with count_forwards(self.module) as masked:
+                scores = self.score_clusters(ctx, labels, reps, cache)
+        cache.masked_forwards += masked.images
+        return ClusterState(ctx, labels, reps, scores, self.fit_params(), masked.images, time.perf_counter() - start, cache)
 
     # --- fit and couple ----------------------------------------------------------------------
 
@@ -279,9 +279,11 @@ class ClusterCAM(BaseCAM):
                 raise ValueError("a fitted state keeps its own targets; fit the images again to explain other classes")
             if x.params["target_layer"] != self.layer_name:
                 raise ValueError(f"the state was fitted at layer {x.params['target_layer']!r}, this ClusterCAM explains {self.layer_name!r}")
-            return self._fit(x.context, x.cache, start, image_forwards=0)
-        ctx = self.forward(x, targets)
-        return self._fit(ctx, _ScoreCache(), start, image_forwards=ctx.n_forward)
+            return self._fit(x.context, x.cache, start)
+        with count_forwards(self.module) as forwards:
+            ctx = self.forward(x, targets)
+            state = self._fit(ctx, _ScoreCache(), start)
+        return replace(state, n_forward=forwards.images)
 
     def couple(self, state: ClusterState, alpha: float | None = None, coupling: str | None = None) -> Explanation:
         """The explanation of a fitted state for a balance α and a coupling (this ClusterCAM's
@@ -295,9 +297,8 @@ class ClusterCAM(BaseCAM):
 
     def compute(self, ctx: Context) -> torch.Tensor:
         """The shared pipeline's override point: fit on the pipeline's forward pass, then couple."""
-        state = self._fit(ctx, _ScoreCache(), time.perf_counter(), image_forwards=0)
+        state = self._fit(ctx, _ScoreCache(), time.perf_counter())
         heat, extras = _coupled(state, self.alpha, self.coupling)
-        ctx.n_forward += state.n_forward
         ctx.extras.update(extras)
         return heat
 

@@ -120,6 +120,5 @@ class SmoothGradCAMpp(BaseCAM):
             d1 = d1 + g.sum(0)
             d2 = d2 + (g**2).sum(0)
             d3 = d3 + (g**3).sum(0)
-            ctx.n_forward += k * b
         n = self.n_samples
         return gradcampp_weights(ctx.activations, d1 / n, d2 / n, d3 / n)

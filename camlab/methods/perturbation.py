@@ -66,7 +66,6 @@ class ScoreCAM(BaseCAM):
         fill = self.baseline if self.baseline is not None else "zeros"
         bases = make_baseline(x, fill)
         base_scores = score_batch(self.module, bases, t, self.score)  # S_c(X_b), one pass per image
-        ctx.n_forward += b
         live = ~is_constant(acts)  # B×N
         owner, channel = live.nonzero(as_tuple=True)
         scores = base_scores[:, None].repeat(1, n)  # a constant channel's masked input is X_b
@@ -75,7 +74,6 @@ class ScoreCAM(BaseCAM):
                 self.module, x, acts[owner, channel], owner, t, score=self.score, batch_size=self.batch_size, bases=bases,
                 align_corners=self.align_corners,
             )
-        ctx.n_forward += int(owner.numel())
         ctx.extras["channel_scores"] = scores
         if self.weighting == "softmax":
             return scores.softmax(dim=1)
@@ -151,6 +149,8 @@ class AblationCAM(BaseCAM):
         acts, t = ctx.activations, ctx.targets
         b, n = acts.shape[:2]
         tail = self._get_tail(acts, ctx.logits)
+        if tail is not None and ctx.forwards is not None:
+            ctx.forwards.watch(tail)  # each ablated copy is a (partial) pass: counted
         clean = target_scores(ctx.logits, t, self.score)
         ablated_scores = clean[:, None].repeat(1, n)  # an all-zero channel is unchanged by zeroing it
         live = acts.flatten(2).ne(0).any(dim=2)
@@ -164,7 +164,6 @@ class AblationCAM(BaseCAM):
                     logits = self._ablated_logits(ctx.x[i : i + 1], copies, tail)
                     chunk_scores = target_scores(logits, t[i].expand(chunk.numel()), self.score)
                 ablated_scores[i, chunk] = chunk_scores
-            ctx.n_forward += int(channels.numel())
         ctx.extras["ablated_scores"] = ablated_scores
         delta = clean[:, None] - ablated_scores
         return torch.where(clean[:, None] != 0, delta / torch.where(clean[:, None] != 0, clean[:, None], 1.0), torch.zeros_like(delta))
@@ -206,13 +205,11 @@ class GroupCAM(BaseCAM):
         masks = normalize_maps(upsample(groups.clamp_min(0), tuple(x.shape[-2:])))  # B×G×H×W
         bases = make_baseline(x, self.baseline)
         base_scores = score_batch(self.module, bases, t, self.score)
-        ctx.n_forward += b
         live = ~is_constant(masks)
         owner, group = live.nonzero(as_tuple=True)
         weights = torch.zeros(b, self.n_groups, device=x.device, dtype=x.dtype)
         if owner.numel():
             s = score_masked(self.module, x, masks[owner, group], owner, t, score=self.score, batch_size=self.batch_size, normalize=False, bases=bases)
             weights[owner, group] = s - base_scores[owner]
-        ctx.n_forward += int(owner.numel())
         ctx.extras["group_scores"] = weights
         return torch.einsum("bg,bghw->bhw", weights, masks)
