@@ -11,6 +11,7 @@ the model's device until the heatmaps are returned.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -20,38 +21,53 @@ from torch import nn
 from ..device import default_batch_size, module_device, to_model_format
 from ..explanation import Explanation
 from ..layers import capture, count_forwards, resolve_layer
-from ..maps import normalize_maps, upsample
+from ..maps import is_constant, normalize_maps, upsample
 
 __all__ = ["BaseCAM", "Context", "resolve_targets", "check_input"]
 
 Targets = int | Sequence[int] | torch.Tensor | None
 
 
-def check_input(x: Any) -> torch.Tensor:
-    """Insist on a floating B×C×H×W tensor."""
+def check_input(x: Any, module: nn.Module | None = None) -> torch.Tensor:
+    """Insist on a finite floating B×C×H×W tensor; with ``module``, one whose dtype and channel
+    count the model accepts. Every error says what to do."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor batch B×3×H×W, not {type(x).__name__}; use classifier.preprocess(images)")
     if x.dim() != 4:
         hint = " (for one image use x.unsqueeze(0))" if x.dim() == 3 else ""
         raise ValueError(f"x must be a 4-D batch B×3×H×W; got a {x.dim()}-D tensor of shape {tuple(x.shape)}{hint}")
     if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, not {x.dtype}")
+        raise TypeError(f"x must be a floating-point tensor, not {x.dtype}; use classifier.preprocess(images), which normalises them")
     if x.shape[0] == 0:
         raise ValueError("x is an empty batch")
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ValueError(f"x contains {bad} NaN or infinite value(s); a CAM of a non-finite input means nothing — check the preprocessing")
+    if module is not None:
+        weight = next((p for p in module.parameters() if p.is_floating_point()), None)
+        if weight is not None and weight.dtype != x.dtype:
+            raise TypeError(f"x is {x.dtype} but the model's weights are {weight.dtype}: convert the batch with x.to({weight.dtype})")
+        conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
+        if conv is not None and x.shape[1] != conv.in_channels:
+            raise ValueError(
+                f"x has {x.shape[1]} channel(s) but the model's first convolution takes {conv.in_channels}; "
+                "preprocess the images with classifier.preprocess (it converts grayscale and RGBA to RGB)"
+            )
     return x
 
 
 def resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
-    """``None`` → top-1 per image; an int → that class for all; a sequence → one per image."""
+    """``None`` → top-1 per image; an int → that class for all; a sequence → one per image.
+    Class indices must be integers: a float such as 3.7 is an error, never truncated."""
     batch, n_classes = logits.shape
     if targets is None:
         return logits.argmax(dim=1)
-    if isinstance(targets, int) and not isinstance(targets, bool):
-        t = torch.full((batch,), targets, dtype=torch.long)
-    else:
-        t = torch.as_tensor(targets).long().flatten()
-        if t.numel() != batch:
-            raise ValueError(f"targets has {t.numel()} entries for a batch of {batch} images")
+    t = torch.as_tensor(targets)
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise TypeError(f"targets are class indices and must be integers, got {targets!r}; pass e.g. targets=3 or targets=[3, 7]")
+    t = (t.expand(batch) if t.dim() == 0 else t).long().flatten()  # one class for the whole batch, or one per image
+    if t.numel() != batch:
+        raise ValueError(f"targets has {t.numel()} entries for a batch of {batch} images")
     bad = t[(t < 0) | (t >= n_classes)]
     if bad.numel():
         raise ValueError(f"target class {int(bad[0])} is out of range: the model has {n_classes} classes (0 … {n_classes - 1})")
@@ -123,9 +139,23 @@ class BaseCAM:
     def forward(self, x: torch.Tensor, targets: Targets = None) -> Context:
         """The pipeline's first half: validate ``x``, one forward pass with the target layer
         captured (and the gradient of the target logits when the method needs it)."""
-        x = to_model_format(check_input(x), self.module)
+        x = to_model_format(check_input(x, self.module), self.module)
         if self.module.training:
             raise RuntimeError("the model is in training mode; call module.eval() first (batch norm and dropout change the maps)")
+        if self.needs_gradients and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids: call it outside that block "
+                "(inside torch.no_grad() is fine: camlab turns gradients on for its own pass)"
+            )
+        if x.is_inference():  # made under inference_mode: a normal copy can take part in autograd
+            x = x.clone()
+        flat = x.flatten(1)
+        if bool((flat.amax(1) == flat.amin(1)).any()):
+            warnings.warn(
+                "a constant image is in the batch (every pixel the same value): there is nothing in it for a heatmap to point at",
+                UserWarning,
+                stacklevel=3,
+            )
         with capture(self.module, self.layer, gradients=self.needs_gradients) as cap:
             with torch.set_grad_enabled(self.needs_gradients):
                 logits = self.module(x)
@@ -138,6 +168,13 @@ class BaseCAM:
             acts = cap.activations.detach()
         if acts.dim() != 4:
             raise ValueError(f"layer {self.layer_name!r} outputs shape {tuple(acts.shape)}; CAM methods need B×N×h×w feature maps")
+        if acts.shape[-2:].numel() == 1:
+            warnings.warn(
+                f"layer {self.layer_name!r} gives 1×1 maps for a {x.shape[-2]}×{x.shape[-1]} input: every CAM of it is constant and the "
+                "heatmap says nothing; use larger images (classifier.preprocess resizes them to the model's size) or an earlier layer",
+                UserWarning,
+                stacklevel=3,
+            )
         return Context(x=x, logits=logits.detach(), activations=acts, targets=t, gradients=grads)
 
     def finish(self, ctx: Context, out: torch.Tensor, start: float, params: dict[str, Any] | None = None) -> Explanation:
@@ -148,6 +185,14 @@ class BaseCAM:
             heat = self.postprocess(cam, tuple(ctx.x.shape[-2:]))
         if not torch.isfinite(heat).all():
             raise RuntimeError(f"{type(self).__name__} produced a non-finite heatmap; please report this as a bug")
+        flat = is_constant(heat)
+        if bool(flat.any()) and ctx.activations.shape[-2:].numel() > 1:
+            warnings.warn(
+                f"{type(self).__name__}: a heatmap is constant (all zero): the method "
+                "found no evidence for the target there (e.g. an all-zero image, or weights that are all ≤ 0)",
+                UserWarning,
+                stacklevel=3,
+            )
         scores = ctx.logits.softmax(dim=1).gather(1, ctx.targets[:, None]).squeeze(1)
         return Explanation(
             heatmaps=heat.float().cpu(),
