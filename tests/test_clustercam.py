@@ -170,5 +170,30 @@ def test_alpha_one_is_the_base_map_alone(lite0, real_batch):
     assert torch.allclose(exp.heatmaps[0], s(up(base[None], (224, 224)))[0], atol=1e-5)
 
 
-def test_registered():
-    assert camlab.METHODS["clustercam"] is ClusterCAM
+def test_registered_and_runs_the_shared_pipeline(lite0, real_batch):
+    """The registry builds Cluster-CAM, which overrides compute() only and goes through
+    BaseCAM's checks and post-processing like every other method."""
+    from camlab.methods.base import BaseCAM
+
+    assert camlab.METHODS["clustercam"] is ClusterCAM and issubclass(ClusterCAM, BaseCAM)
+    assert "__call__" not in vars(ClusterCAM) and "finish" not in vars(ClusterCAM) and "compute" in vars(ClusterCAM)
+    exp = camlab.METHODS["clustercam"](lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
+    assert exp.method == "clustercam" and exp.layer == "blocks.6" and exp.params["n_clusters"] == 4
+    assert float(exp.heatmaps.min()) == 0.0 and float(exp.heatmaps.max()) == pytest.approx(1.0)  # s(ReLU(H)), spec §1
+    lite0.module.train()
+    try:
+        with pytest.raises(RuntimeError, match="training mode"):  # BaseCAM's guard
+            ClusterCAM(lite0.module, "blocks.6")(real_batch[:1])
+    finally:
+        lite0.module.eval()
+
+
+def test_logit_scores_are_the_logits_of_the_masked_images(lite0, real_batch):
+    x = real_batch[:1]
+    exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=4, score="logit")(x)
+    t = int(exp.targets[0])
+    masks = s(up(exp.cluster_maps[0], (224, 224)))  # Q×H×W, eq 19's s(Up(F̃_q))
+    with torch.no_grad():
+        logits = lite0.module(x * masks[:, None])[:, t]
+    assert torch.allclose(exp.cluster_scores[0], logits, atol=1e-4)
+    assert not torch.allclose(exp.cluster_scores[0], logits.softmax(0))  # logits, not probabilities

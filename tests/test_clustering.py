@@ -41,10 +41,17 @@ def test_kmeans_is_seeded_and_never_leaves_a_cluster_empty():
     x = torch.cat([torch.zeros(30, 3), torch.ones(2, 3)])  # only two distinct rows
     res = C.kmeans(x, 4, seed=3)
     assert torch.bincount(res.labels, minlength=4).min() >= 1
-    a, b = C.kmeans(torch.randn(50, 4), 5, seed=7), C.kmeans(torch.randn(50, 4), 5, seed=7)
-    assert a.labels.shape == b.labels.shape
     x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(C.kmeans(x, 5, seed=7).labels, C.kmeans(x, 5, seed=7).labels)
+    a, b = C.kmeans(x, 5, seed=7), C.kmeans(x, 5, seed=7)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.centers, b.centers)  # the same seed: the same result
+    # different seeds start from different centres (k-means++ draws them from the seed)
+    g = [C._kmeans_pp(x, 5, 1, torch.Generator().manual_seed(s))[0] for s in (7, 8)]
+    assert not torch.equal(g[0], g[1])
+    # well separated clouds are recovered exactly (up to the cluster numbering), whatever the seed
+    clouds, truth = two_clouds(gap=12.0)
+    for seed in (0, 1, 2):
+        found = C.kmeans(clouds, 2, seed=seed).labels
+        assert torch.equal(found, truth) or torch.equal(found, 1 - truth)
     with pytest.raises(ValueError, match="k must be in"):
         C.kmeans(x, 61)
 

@@ -90,12 +90,23 @@ def test_seed_stability(lite0, real_batch):
 
 
 def test_rank_settings_by_hand():
+    """Means, directions (drop ↓, increase and insertion ↑) and the mean rank, worked out by hand."""
     rows = [
-        {"value": "a", "drop": 0.1, "increase": 1.0, "insertion": 0.9, "deletion": 0.1, "pointing": 0.9, "coverage": 0.2},
-        {"value": "b", "drop": 0.5, "increase": 0.0, "insertion": 0.1, "deletion": 0.5, "pointing": 0.1, "coverage": 0.8},
+        {"value": "a", "drop": 0.1, "increase": 1.0, "insertion": 0.1, "n_forward": 9},
+        {"value": "a", "drop": 0.3, "increase": 1.0, "insertion": 0.2, "n_forward": 9},
+        {"value": "b", "drop": 0.5, "increase": 0.0, "insertion": 0.8, "n_forward": 7},
+        {"value": "b", "drop": 0.7, "increase": 0.0, "insertion": 0.9, "n_forward": 7},
     ]
-    table = rank_settings(rows)
-    assert [r["value"] for r in table] == ["a", "b"] and table[0]["mean_rank"] == 1.0 and table[1]["mean_rank"] == 2.0
+    table = {r["value"]: r for r in rank_settings(rows)}
+    a, b = table["a"], table["b"]
+    assert (a["drop"], b["drop"], a["insertion"], b["insertion"]) == pytest.approx((0.2, 0.6, 0.15, 0.85))
+    assert 0.1 <= a["drop_lo"] <= 0.2 <= a["drop_hi"] <= 0.3  # each interval within its values
+    assert (a["drop_rank"], b["drop_rank"]) == (1, 2)  # lower drop is better
+    assert (a["increase_rank"], b["increase_rank"]) == (1, 2)  # higher increase is better
+    assert (a["insertion_rank"], b["insertion_rank"]) == (2, 1)  # higher insertion is better
+    assert a["mean_rank"] == pytest.approx(4 / 3) and b["mean_rank"] == pytest.approx(5 / 3)
+    assert (a["n_forward"], b["n_forward"]) == (9, 7)
+    assert "deletion_rank" not in a and "pointing" not in a  # not measured: not ranked
 
 
 def test_rank_settings_ties_overlapping_intervals():

@@ -1,0 +1,81 @@
+"""Paths the other tests do not reach: the non-finite heatmap guard, every baseline form, the
+timing helper and notebook stripping."""
+
+import json
+
+import pytest
+import torch
+
+import camlab
+from camlab.masking import apply_masks, blur, make_baseline, score_masked
+from camlab.methods.base import BaseCAM
+from camlab.notebooks import strip_outputs
+from camlab.timing import time_call
+
+from toys import ConstantFeatures
+
+
+class NaNCAM(BaseCAM):
+    """A broken method: its map is NaN."""
+
+    name = "nancam"
+
+    def compute(self, ctx):
+        return torch.full(ctx.activations.shape[:1] + ctx.activations.shape[2:], float("nan"))
+
+
+def test_a_non_finite_heatmap_is_caught_and_no_hook_stays():
+    model = ConstantFeatures(1.0).eval()
+    with pytest.raises(RuntimeError, match="NaNCAM produced a non-finite heatmap"):
+        NaNCAM(model, "features")(torch.randn(1, 3, 16, 16))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_every_baseline_form():
+    x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(make_baseline(x, "zeros"), torch.zeros_like(x)) and torch.equal(make_baseline(x, None), torch.zeros_like(x))
+    assert torch.equal(make_baseline(x, "blur"), blur(x))
+    assert torch.equal(make_baseline(x, 0.25), torch.full_like(x, 0.25))
+    colour = torch.tensor([0.1, -0.2, 0.3]).view(3, 1, 1)
+    assert torch.equal(make_baseline(x, colour), colour.expand_as(x))  # a tensor broadcasts
+    with pytest.raises(ValueError, match=r"a baseline tensor of shape \(2,\) does not broadcast"):
+        make_baseline(x, torch.zeros(2))
+    with pytest.raises(TypeError, match="baseline must be"):
+        make_baseline(x, [0.0])
+    # score_masked with a float baseline: X ⊙ M + X_b ⊙ (1 − M), scored by the model
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval()
+    masks = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(1))
+    owner, t = torch.tensor([0, 1, 1]), torch.tensor([2, 4])
+    got = score_masked(model, x, masks, owner, t, baseline=0.25, normalize=False)
+    with torch.no_grad():
+        direct = torch.stack([model(apply_masks(x[o], masks[k : k + 1], torch.full_like(x[o], 0.25)))[0].softmax(0)[t[o]] for k, o in enumerate(owner.tolist())])
+    assert torch.allclose(got, direct, atol=1e-6)
+
+
+def test_time_call_counts_and_takes_the_median():
+    calls = []
+    res = time_call(lambda: calls.append(1) or len(calls), repeats=5, warmup=2)
+    assert len(calls) == 7 and res.result == 7 and len(res.all_seconds) == 5
+    assert res.seconds == sorted(res.all_seconds)[2] and res.peak_memory_mb is None
+    with pytest.raises(ValueError, match="repeats must be ≥ 1, got 0"):
+        time_call(lambda: None, repeats=0)
+
+
+def test_strip_outputs(tmp_path):
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": "1+1", "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}}], "execution_count": 3, "metadata": {"papermill": {"duration": 1}}},
+            {"cell_type": "markdown", "source": "# t", "metadata": {}},
+        ],
+        "metadata": {"papermill": {"parameters": {}}, "kernelspec": {"name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    assert strip_outputs(path) is True
+    out = json.loads(path.read_text())
+    assert out["cells"][0]["outputs"] == [] and out["cells"][0]["execution_count"] is None
+    assert "papermill" not in out["cells"][0]["metadata"] and "papermill" not in out["metadata"]
+    assert out["metadata"]["kernelspec"] == {"name": "python3"} and out["cells"][1]["source"] == "# t"
+    assert strip_outputs(path) is False  # already stripped: unchanged
