@@ -94,7 +94,7 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
         for label in labels:
             if label in done:
                 continue
-            setting = setting_of(label)
+            setting = E.parse_methods([label])[0][2]
             if setting.get("clustering", "kmeans") == "ward":
                 st = {"ari": 1.0, "corr": 1.0, "corr_min": 1.0, "same_base": 1.0, "same_scissors": 1.0, "note": "seed-free"}
             else:  # 20 images at a time; means weighted by images
