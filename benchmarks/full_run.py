@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import camlab
+from results_csv import write_csv
 from camlab import evaluate as E
 from camlab import stats
 from camlab.sweeps import STABLE, base_scissors_swaps, choose_setting, read_measured, seed_stability
@@ -55,14 +56,6 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def write(path: Path, rows: list[dict]) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-
-
 def measure(clf, part: str, labels: list[str], reference: str | None, stability: bool) -> None:
     """Rows, pointing game, summary (and seed stability) of ``labels`` on every dev image."""
     root = camlab.data.data_root()
@@ -78,14 +71,14 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
     if todo:
         composites = camlab.data.grid_composites(records, k=2, n=N_COMPOSITES, seed=0)
         new, skipped = E.pointing_game(clf, composites, todo)
-        write(pointing_csv, read(pointing_csv) + [{k: v for k, v in r.items() if k != "heatmap"} for r in new])
+        write_csv(pointing_csv, read(pointing_csv) + [{k: v for k, v in r.items() if k != "heatmap"} for r in new])
         print(f"pointing game: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True)
     table = E.summarize(rows, reference, skipped=rows.skipped)
     point = read(pointing_csv)
     for r in table:
         iv = stats.mean_interval([float(p["mass_inside"]) for p in point if p["method"] == r["method"]])
         r.update(pointing=iv.mean, pointing_lo=iv.lo, pointing_hi=iv.hi)
-    write(Path(f"{stem}_summary.csv"), table)
+    write_csv(Path(f"{stem}_summary.csv"), table)
     print(E.format_table(table), flush=True)
     if stability:
         stab_csv = Path(f"{stem}_stability.csv")
@@ -105,7 +98,7 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
                 n = sum(k for k, _ in parts)
                 st = {key: sum(k * s[key] for k, s in parts) / n for key in ("ari", "corr", "same_base", "same_scissors")}
                 st["corr_min"] = min(s["corr_min"] for _, s in parts)
-            write(stab_csv, read(stab_csv) + [{"method": label, **st}])
+            write_csv(stab_csv, read(stab_csv) + [{"method": label, **st}])
             print(f"  {label}: heatmap correlation between seeds {st['corr']:.3f}", flush=True)
 
 
@@ -121,7 +114,7 @@ def swaps(clf) -> None:
         if len(pair) == 2:
             swaps_of = base_scissors_swaps(clf.module, clf.target_layer, pair[0]["x"], pair[0]["class_index"], pair[1]["class_index"])
             rows.append({"composite": i, "class_a": pair[0]["class_index"], "class_b": pair[1]["class_index"], **{k: int(v) for k, v in swaps_of.items()}})
-    write(RESULTS / f"swap_{clf.name}.csv", rows)
+    write_csv(RESULTS / f"swap_{clf.name}.csv", rows)
     for key in ("swapped", "half", "same_base"):
         iv = stats.mean_interval([r[key] for r in rows])
         print(f"{key}: {100 * iv.mean:.1f} % [{100 * iv.lo:.1f}, {100 * iv.hi:.1f}] of {len(rows)} composites", flush=True)

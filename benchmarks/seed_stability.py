@@ -13,7 +13,6 @@ benchmarks/results/seed_stability_<layer>.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 import camlab
+from results_csv import write_csv
 from camlab.sweeps import seed_stability
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -69,13 +69,7 @@ def main(argv=None) -> int:
     q = ratio.quantile(torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])).tolist()
     print(f"peak of the base mean / peak of the scissors mean (K-means, seed 0): deciles 10/25/50/75/90 % = "
           f"{', '.join(f'{v:.3g}' for v in q)}; more than 3× apart either way in {float(((ratio > 3) | (ratio < 1 / 3)).float().mean()):.0%} of the images")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"seed_stability_{layer}.csv"
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"written {out}")
+    print(f"written {write_csv(RESULTS / f'seed_stability_{layer}.csv', rows)}")
     return 0
 
 

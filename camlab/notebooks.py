@@ -17,7 +17,7 @@ from typing import Any
 
 from .widgets import HEADLESS
 
-__all__ = ["notebook_paths", "run_notebook", "export_html", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
+__all__ = ["notebook_paths", "run_notebook", "kernel_environment", "KERNEL_ENV", "export_html", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
 
 # `make run-full`: the large runs (all dev images, every method); the defaults are the small ones.
 _ALL_METHODS = ["gradcam", "gradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam", "clustercam"]
@@ -45,6 +45,21 @@ def parameters_of(path: str | Path) -> str | None:
     return None
 
 
+# What the kernels camlab starts get in their environment, so that they do not stall beside other
+# work (OpenMP threads spinning for a core another process holds). Chosen by measurement:
+# benchmarks/bench_stall.py, recorded in benchmarks/RESULTS.md. Set only for the kernels this
+# module starts, never on import; a user's own OpenMP setting wins; CAMLAB_KERNEL_ENV=0 turns it off.
+KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+_OMP_SETTINGS = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+
+
+def kernel_environment() -> dict[str, str]:
+    """The variables :func:`run_notebook` adds to its kernels' environment (see ``KERNEL_ENV``)."""
+    if os.environ.get("CAMLAB_KERNEL_ENV") == "0" or any(k in os.environ for k in _OMP_SETTINGS):
+        return {}
+    return dict(KERNEL_ENV)
+
+
 def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None, html: bool = True, timeout: int | None = None) -> Path:
     """Execute ``path`` with papermill (kernel ``python3``, cwd = the notebook's folder).
 
@@ -57,8 +72,9 @@ def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, An
     out = out_dir / path.name
     # No front end will ever draw a widget here, and nbclient can hang for good on a cell that
     # opens widget comms (jupyter/nbclient#312): the kernel tells ClusterExplorer.widget to skip them.
-    previous = os.environ.get(HEADLESS)
-    os.environ[HEADLESS] = "1"
+    changes = {HEADLESS: "1", **kernel_environment()}
+    previous = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
     try:
         pm.execute_notebook(
             str(path),
@@ -70,10 +86,11 @@ def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, An
             execution_timeout=timeout,
         )
     finally:
-        if previous is None:
-            del os.environ[HEADLESS]
-        else:
-            os.environ[HEADLESS] = previous
+        for k, v in previous.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
     if html:
         export_html(out)
     return out

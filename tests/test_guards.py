@@ -79,3 +79,23 @@ def test_strip_outputs(tmp_path):
     assert "papermill" not in out["cells"][0]["metadata"] and "papermill" not in out["metadata"]
     assert out["metadata"]["kernelspec"] == {"name": "python3"} and out["cells"][1]["source"] == "# t"
     assert strip_outputs(path) is False  # already stripped: unchanged
+
+
+def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
+    import subprocess
+    import sys
+
+    from camlab import notebooks as N
+
+    for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "CAMLAB_KERNEL_ENV"):
+        monkeypatch.delenv(k, raising=False)
+    assert N.kernel_environment() == N.KERNEL_ENV and N.KERNEL_ENV
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert N.kernel_environment() == {}  # the user's own OpenMP setting wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("CAMLAB_KERNEL_ENV", "0")
+    assert N.kernel_environment() == {}
+    # importing camlab changes nothing in the environment
+    code = "import os, camlab, camlab.notebooks; print(any(k in os.environ for k in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'GOMP_SPINCOUNT')))"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip() == "False"

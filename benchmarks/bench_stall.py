@@ -1,0 +1,79 @@
+"""Does a notebook stall beside other work? One notebook, run idle and beside one busy
+single-threaded process, under each OpenMP setting of the kernel's environment.
+
+    .venv/bin/python benchmarks/bench_stall.py                          # notebook 03, four settings
+    .venv/bin/python benchmarks/bench_stall.py --only 05 --settings default,kernel
+
+Each run is ``python -m camlab.notebooks run notebooks <tmp> --only <NN>`` (papermill, the
+notebook's default parameters) in a fresh process whose environment carries the setting; runs
+longer than ``--timeout`` are stopped and recorded as that many seconds or more. The busy process
+is ``python -c 'while True: pass'``. Settings: ``default`` (no OpenMP variable; camlab.notebooks
+then applies its own kernel setting), ``kernel`` (camlab.notebooks' kernel environment switched
+off: torch's own default, 2 threads spinning), ``passive`` (``OMP_WAIT_POLICY=PASSIVE``),
+``threads1`` (``OMP_NUM_THREADS=1``), ``spin`` (``GOMP_SPINCOUNT=10000``). CSV:
+benchmarks/results/bench_stall_cpu.csv. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from results_csv import write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+OMP_VARS = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT", "CAMLAB_KERNEL_ENV")
+SETTINGS = {
+    "default": {},
+    "kernel": {"CAMLAB_KERNEL_ENV": "0"},
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "threads1": {"OMP_NUM_THREADS": "1"},
+    "spin": {"GOMP_SPINCOUNT": "10000"},
+}
+
+
+def run(only: str, setting: dict[str, str], timeout: float) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in OMP_VARS}
+    env.update(setting)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        try:
+            subprocess.run([sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, "--only", only], env=env, cwd=ROOT, timeout=timeout,
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return float(timeout)
+        return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="03")
+    p.add_argument("--settings", default="kernel,default,passive,threads1")
+    p.add_argument("--timeout", type=float, default=300.0)
+    args = p.parse_args(argv)
+    rows = []
+    for name in args.settings.split(","):
+        idle = run(args.only, SETTINGS[name], args.timeout)
+        busy_proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(1.0)
+            busy = run(args.only, SETTINGS[name], args.timeout)
+        finally:
+            busy_proc.kill()
+            busy_proc.wait()
+        rows.append({"date": date.today().isoformat(), "notebook": args.only, "setting": name, "env": " ".join(f"{k}={v}" for k, v in SETTINGS[name].items()),
+                     "idle_s": round(idle, 1), "busy_s": round(busy, 1), "busy_over_idle": round(busy / idle, 2), "timed_out": busy >= args.timeout})
+        print(f"{name:9s} idle {idle:6.1f} s   beside a busy process {busy:6.1f} s{'+' if busy >= args.timeout else ''}   ratio {busy / idle:4.2f}", flush=True)
+    print(f"written {write_csv(RESULTS / 'bench_stall_cpu.csv', rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
