@@ -8,6 +8,11 @@ PY     := $(VENV)/bin/python
 # Images: $CAMLAB_DATA if set, else ../shared/data next to this checkout, else data/.
 CAMLAB_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export CAMLAB_DATA
+# OpenMP threads that wait passively do not stall beside other work: notebook 03 took 38 s idle
+# and 51 s beside one busy process with PASSIVE, 40 s and over 200 s with torch's default
+# (benchmarks/bench_stall.py, RESULTS.md). For everything these targets start; yours wins if set.
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 
 .PHONY: venv run run-full test clean strip
 
