@@ -31,7 +31,7 @@ import camlab
 from results_csv import write_csv
 from camlab import evaluate as E
 from camlab import stats
-from camlab.sweeps import STABLE, base_scissors_swaps, choose_setting, read_measured, seed_stability
+from camlab.sweeps import base_scissors_swaps, choose_setting, read_measured, seed_stability
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_STEPS = 16

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .device import default_batch_size, to_model_format
-from .masking import Baseline, make_baseline, score_batch, score_masked, target_scores
+from .masking import Baseline, make_baseline, score_batch, score_masked
 
 __all__ = [
     "METRICS",

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-import camlab
 from camlab import metrics as M
 from camlab.methods import METHODS
 

@@ -1,6 +1,5 @@
 """K-means and the spectral-clustering steps of spec §3."""
 
-import numpy as np
 import pytest
 import torch
 

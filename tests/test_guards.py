@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 
-import camlab
 from camlab.masking import apply_masks, blur, make_baseline, score_masked
 from camlab.methods.base import BaseCAM
 from camlab.notebooks import strip_outputs
