@@ -284,7 +284,8 @@ def read_measured(stems: Sequence[str | Path]) -> tuple[list[dict[str, Any]], di
     """Rows for :func:`choose_setting` from the CSVs ``benchmarks/full_run.py`` writes for each
     stem: ``<stem>.csv`` (harness rows; ``value`` = the method label), ``<stem>_pointing.csv``
     (one row per tile, ``pointing`` = mass inside) and ``<stem>_stability.csv`` (mean heatmap
-    correlation between seeds per setting). Missing files contribute nothing."""
+    correlation between seeds per setting). Missing files contribute nothing; a setting that
+    two stems both measured counts once per image and tile."""
     import csv
 
     def read(path: Path) -> list[dict[str, str]]:
@@ -293,9 +294,15 @@ def read_measured(stems: Sequence[str | Path]) -> tuple[list[dict[str, Any]], di
         with path.open(newline="") as fh:
             return list(csv.DictReader(fh))
 
-    rows, stability = [], {}
-    for stem in map(Path, stems):
-        rows += [{**r, "value": r["method"]} for r in read(stem.with_name(stem.name + ".csv"))]
-        rows += [{"value": p["method"], "pointing": p["mass_inside"]} for p in read(stem.with_name(stem.name + "_pointing.csv"))]
+    rows, stability, seen = [], {}, set()
+    for stem in map(Path, stems):  # a setting measured in two parts counts once per image and tile
+        for r in read(stem.with_name(stem.name + ".csv")):
+            if (key := ("image", r["method"], r["image"])) not in seen:
+                seen.add(key)
+                rows.append({**r, "value": r["method"]})
+        for p in read(stem.with_name(stem.name + "_pointing.csv")):
+            if (key := ("tile", p["method"], p["composite"], p["class_index"])) not in seen:
+                seen.add(key)
+                rows.append({"value": p["method"], "pointing": p["mass_inside"]})
         stability.update({r["method"]: float(r["corr"]) for r in read(stem.with_name(stem.name + "_stability.csv"))})
     return rows, stability

@@ -173,3 +173,16 @@ def test_base_scissors_swaps_by_hand(lite0, data_root):
     assert res == {"swapped": one and other, "half": one or other, "same_base": int(ea.base) == int(eb.base)}
     with pytest.raises(ValueError, match="one image at a time"):
         base_scissors_swaps(lite0.module, "blocks.6", x.expand(2, -1, -1, -1), a, b)
+
+
+def test_read_measured_counts_a_setting_in_two_parts_once(tmp_path):
+    from camlab.sweeps import read_measured
+
+    label = "clustercam:clustering=ward;n_clusters=8"
+    for part in ("grid", "alpha_q"):
+        (tmp_path / f"{part}.csv").write_text(f"image,method,drop,n_forward\na.JPEG,{label},0.1,9\nb.JPEG,{label},0.3,9\n")
+        (tmp_path / f"{part}_pointing.csv").write_text(f"composite,class_index,method,mass_inside\n0,5,{label},0.9\n")
+        (tmp_path / f"{part}_stability.csv").write_text(f"method,corr\n{label},1.0\n")
+    rows, stability = read_measured([tmp_path / "grid", tmp_path / "alpha_q", tmp_path / "missing"])
+    assert len([r for r in rows if "drop" in r]) == 2 and len([r for r in rows if "pointing" in r]) == 1
+    assert stability == {label: 1.0}
