@@ -38,6 +38,9 @@ N_STEPS = 16
 N_COMPOSITES = 100
 TABLE1 = "cam,gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,clustercam"
 SEEDS = range(5)
+# Q and α of the grid and the centre of the α/Q part: camlab's defaults when the run began (fixed
+# here so that the run's labels do not move when the defaults it chooses are set).
+GRID_BASE = {"n_clusters": 8, "alpha": 0.8}
 
 
 def spec(setting: dict) -> str:
@@ -171,11 +174,10 @@ def main(argv=None) -> int:
     if args.part == "swap":
         swaps(clf)
         return 0
-    defaults = {k: v for k, v in camlab.methods.cluster.DEFAULTS.items() if k in ("n_clusters", "alpha")}
     if args.part == "table1":
         measure(clf, "table1", TABLE1.split(","), "gradcam", stability=False)
     elif args.part == "grid":
-        measure(clf, "grid", [spec({**s, "n_clusters": defaults["n_clusters"], **({} if s["coupling"] == "weighted" else {"alpha": defaults["alpha"]})}) for s in grid_settings()], None, stability=True)
+        measure(clf, "grid", [spec({**s, "n_clusters": GRID_BASE["n_clusters"], **({} if s["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]})}) for s in grid_settings()], None, stability=True)
     else:  # α and Q around the best two seed-stable clustering × coupling pairs of the grid
         _, table, _ = choose_setting(*read_measured([RESULTS / f"grid_{clf.name}"]))
         pairs = [E.parse_methods([r["value"]])[0][2] for r in table[:2]]
@@ -184,9 +186,9 @@ def main(argv=None) -> int:
             base = {k: pair[k] for k in ("clustering", "coupling")}
             alphas = [None] if base["coupling"] == "weighted" else [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
             for a in alphas:
-                labels.append(spec({**base, "n_clusters": defaults["n_clusters"], **({} if a is None else {"alpha": a})}))
+                labels.append(spec({**base, "n_clusters": GRID_BASE["n_clusters"], **({} if a is None else {"alpha": a})}))
             for q in (4, 6, 10, 12):
-                labels.append(spec({**base, "n_clusters": q, **({} if base["coupling"] == "weighted" else {"alpha": defaults["alpha"]})}))
+                labels.append(spec({**base, "n_clusters": q, **({} if base["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]})}))
         labels = list(dict.fromkeys(labels))
         print(f"α and Q around {pairs}: {len(labels)} settings", flush=True)
         measure(clf, "alpha_q", labels, None, stability=True)

