@@ -3,6 +3,7 @@ single-threaded process, under each OpenMP setting of the kernel's environment.
 
     .venv/bin/python benchmarks/bench_stall.py                          # notebook 03, four settings
     .venv/bin/python benchmarks/bench_stall.py --only 05 --settings default,kernel
+    .venv/bin/python benchmarks/bench_stall.py --only all --settings default --timeout 3600   # `make run`
 
 Each run is ``python -m camlab.notebooks run notebooks <tmp> --only <NN>`` (papermill, the
 notebook's default parameters) in a fresh process whose environment carries the setting; runs
@@ -10,13 +11,16 @@ longer than ``--timeout`` are stopped and recorded as that many seconds or more.
 is ``python -c 'while True: pass'``. Settings: ``default`` (no OpenMP variable; camlab.notebooks
 then applies its own kernel setting), ``kernel`` (camlab.notebooks' kernel environment switched
 off: torch's own default, 2 threads spinning), ``passive`` (``OMP_WAIT_POLICY=PASSIVE``),
-``threads1`` (``OMP_NUM_THREADS=1``), ``spin`` (``GOMP_SPINCOUNT=10000``). CSV:
-benchmarks/results/bench_stall_cpu.csv. Run it on an otherwise idle machine.
+``threads1`` (``OMP_NUM_THREADS=1``), ``spin`` (``GOMP_SPINCOUNT=10000``). ``--only all`` runs
+every notebook, as ``make run`` does (the ``default`` setting is what ``make run`` gives: the
+Makefile sets the same wait policy). CSV: benchmarks/results/bench_stall_cpu.csv, one row per
+notebook and setting (a rerun replaces its own rows). Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -45,7 +49,8 @@ def run(only: str, setting: dict[str, str], timeout: float) -> float:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         try:
-            subprocess.run([sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, "--only", only], env=env, cwd=ROOT, timeout=timeout,
+            only_args = [] if only == "all" else ["--only", only]
+            subprocess.run([sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, *only_args], env=env, cwd=ROOT, timeout=timeout,
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return float(timeout)
@@ -71,7 +76,12 @@ def main(argv=None) -> int:
         rows.append({"date": date.today().isoformat(), "notebook": args.only, "setting": name, "env": " ".join(f"{k}={v}" for k, v in SETTINGS[name].items()),
                      "idle_s": round(idle, 1), "busy_s": round(busy, 1), "busy_over_idle": round(busy / idle, 2), "timed_out": busy >= args.timeout})
         print(f"{name:9s} idle {idle:6.1f} s   beside a busy process {busy:6.1f} s{'+' if busy >= args.timeout else ''}   ratio {busy / idle:4.2f}", flush=True)
-    print(f"written {write_csv(RESULTS / 'bench_stall_cpu.csv', rows)}")
+    path = RESULTS / "bench_stall_cpu.csv"
+    if path.is_file():  # keep the rows of other notebooks and settings
+        with path.open(newline="") as fh:
+            done = {(r["notebook"], r["setting"]) for r in rows}
+            rows = [r for r in csv.DictReader(fh) if (r["notebook"], r["setting"]) not in done] + rows
+    print(f"written {write_csv(path, rows)}")
     return 0
 
 

@@ -256,9 +256,12 @@ STABLE = 0.99  # a candidate's mean heatmap correlation between seeds must reach
 
 def paper_distance(setting: Mapping[str, Any]) -> int:
     """How far a setting is from the paper's form: 0 for K-means with eq 22 as printed; the
-    coupling counts before the clustering (normalised, then weighted; spectral, then Ward)."""
-    clustering = ("kmeans", "spectral", "ward").index(setting.get("clustering", "kmeans"))
-    return clustering + 3 * ("paper", "normalized", "weighted").index(setting.get("coupling", "normalized"))
+    coupling counts before the clustering (normalised, then weighted; spectral, then Ward). A
+    setting that leaves the clustering or the coupling out has ClusterCAM's default."""
+    from .methods.cluster import DEFAULTS
+
+    clustering = ("kmeans", "spectral", "ward").index(setting.get("clustering", DEFAULTS["clustering"]))
+    return clustering + 3 * ("paper", "normalized", "weighted").index(setting.get("coupling", DEFAULTS["coupling"]))
 
 
 def choose_setting(rows: Sequence[dict[str, Any]], stability: Mapping[Any, float], threshold: float = STABLE) -> tuple[Any, list[dict[str, Any]], Mapping[Any, float]]:

@@ -83,7 +83,9 @@ def test_ward_is_scikit_learns_and_has_no_seed(lite0, real_batch):
 
 def test_fit_then_couple_equals_the_call_and_costs_no_pass(lite0, real_batch):
     x = real_batch[:2]
-    cam = ClusterCAM(lite0.module, "blocks.6", n_clusters=5)
+    # K-means: its Q = 3 clusters share no membership with its Q = 5 ones here, so each costs a
+    # pass (Ward's Q = 3 merges its Q = 5 clusters, and the unmerged ones would be free)
+    cam = ClusterCAM(lite0.module, "blocks.6", n_clusters=5, clustering="kmeans")
     state = cam.fit(x)
     assert state.n_forward == 2 * (1 + 5) and state.masked_forwards == 10
     calls = []
@@ -97,7 +99,7 @@ def test_fit_then_couple_equals_the_call_and_costs_no_pass(lite0, real_batch):
     assert sum(calls) == other_q.n_forward == 2 * 3 and again.n_forward == 0
     assert torch.equal(again.cluster_scores, state.cluster_scores)
     for coupling, exp in by_coupling.items():
-        fresh = ClusterCAM(lite0.module, "blocks.6", n_clusters=5, alpha=0.3, coupling=coupling)(x)
+        fresh = ClusterCAM(lite0.module, "blocks.6", n_clusters=5, clustering="kmeans", alpha=0.3, coupling=coupling)(x)
         assert torch.allclose(exp.heatmaps, fresh.heatmaps, atol=1e-6) and exp.params == fresh.params
         assert exp.n_forward == fresh.n_forward == 12
     with pytest.raises(ValueError, match="fitted at layer 'blocks.6'"):
@@ -114,7 +116,7 @@ def test_n_init_reaches_kmeans(lite0, real_batch):
     from camlab.clustering import kmeans
 
     x = real_batch[:1]
-    exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=6, n_init=7, seed=2)(x)
+    exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=6, clustering="kmeans", n_init=7, seed=2)(x)
     assert exp.params["n_init"] == 7
     assert torch.equal(exp.labels[0], kmeans(blocks6(lite0.module, x)[0][0].flatten(1), 6, seed=2, n_init=7).labels)
 
@@ -133,8 +135,8 @@ def test_no_gradient_is_computed(lite0, real_batch):
 
 def test_same_seed_same_map_and_q_sets_the_cost(lite0, real_batch):
     x = real_batch[:1]
-    a = ClusterCAM(lite0.module, "blocks.6", seed=3)(x)
-    b = ClusterCAM(lite0.module, "blocks.6", seed=3)(x)
+    a = ClusterCAM(lite0.module, "blocks.6", clustering="kmeans", seed=3)(x)
+    b = ClusterCAM(lite0.module, "blocks.6", clustering="kmeans", seed=3)(x)
     assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.labels, b.labels)
     assert ClusterCAM(lite0.module, "blocks.6", n_clusters=3)(x).n_forward == 1 + 3
     assert ClusterCAM(lite0.module, "blocks.6", n_clusters=9)(x).n_forward == 1 + 9

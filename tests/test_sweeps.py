@@ -76,10 +76,10 @@ def test_seed_stability(lite0, real_batch):
     from sklearn.metrics import adjusted_rand_score
 
     x = real_batch[:2]
-    same = seed_stability(lite0.module, x, "blocks.6", [3, 3], n_clusters=4)
+    same = seed_stability(lite0.module, x, "blocks.6", [3, 3], n_clusters=4, clustering="kmeans")
     assert same == {"ari": 1.0, "same_base": 1.0, "same_scissors": 1.0, "corr": pytest.approx(1.0), "corr_min": pytest.approx(1.0)}
-    two = seed_stability(lite0.module, x, "blocks.6", [0, 1], n_clusters=4)
-    a, b = (camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, seed=s)(x) for s in (0, 1))
+    two = seed_stability(lite0.module, x, "blocks.6", [0, 1], n_clusters=4, clustering="kmeans")
+    a, b = (camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="kmeans", seed=s)(x) for s in (0, 1))
     direct = [adjusted_rand_score(a.labels[i].numpy(), b.labels[i].numpy()) for i in range(2)]
     assert two["ari"] == pytest.approx(sum(direct) / 2)
     assert -1.0 <= two["corr_min"] <= two["corr"] <= 1.0
