@@ -43,18 +43,21 @@ SETTINGS = {
 }
 
 
-def run(only: str, setting: dict[str, str], timeout: float) -> float:
+def run(only: str, setting: dict[str, str], timeout: float, keep: str | None = None) -> float:
     env = {k: v for k, v in os.environ.items() if k not in OMP_VARS}
     env.update(setting)
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        try:
-            only_args = [] if only == "all" else ["--only", only]
-            subprocess.run([sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, *only_args], env=env, cwd=ROOT, timeout=timeout,
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return float(timeout)
-        return time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        out = keep or tmp
+        Path(out).mkdir(parents=True, exist_ok=True)
+        only_args = [] if only == "all" else ["--only", only]
+        with open(Path(out) / "run.log", "w") if keep else open(os.devnull, "w") as log:  # per-notebook times, when kept
+            start = time.perf_counter()
+            try:
+                subprocess.run([sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, *only_args], env=env, cwd=ROOT, timeout=timeout,
+                               check=True, stdout=log, stderr=subprocess.STDOUT)
+            except subprocess.TimeoutExpired:
+                return float(timeout)
+            return time.perf_counter() - start
 
 
 def main(argv=None) -> int:
@@ -62,10 +65,11 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="03")
     p.add_argument("--settings", default="kernel,default,passive,threads1")
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--keep", default=None, help="keep the executed notebooks of the idle run in this folder")
     args = p.parse_args(argv)
     rows = []
     for name in args.settings.split(","):
-        idle = run(args.only, SETTINGS[name], args.timeout)
+        idle = run(args.only, SETTINGS[name], args.timeout, args.keep)
         busy_proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             time.sleep(1.0)
