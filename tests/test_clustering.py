@@ -162,3 +162,24 @@ def test_bad_parameters():
         C.spectral_embedding(C.laplacian(C.adjacency(s, d)), 80)
     with pytest.raises(ValueError, match="sigma must be > 0"):
         C.similarity(d, -1.0)
+
+
+@pytest.mark.parametrize("n, d, k", [(40, 3, 2), (320, 49, 6), (200, 16, 10)])
+def test_ward_is_scikit_learns_partition(n, d, k):
+    """SciPy's linkage cut into k clusters = scikit-learn's AgglomerativeClustering(linkage="ward")."""
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(n))
+    ours = C.ward(x, k).numpy()
+    theirs = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(x.double().numpy())
+    assert adjusted_rand_score(ours, theirs) == 1.0 and len(set(ours.tolist())) == k
+
+
+def test_ward_cuts_exactly_k_clusters_when_merge_heights_tie():
+    """Duplicated rows merge at height 0: fcluster alone would stop short of k there."""
+    x = torch.zeros(20, 3)
+    x[10:] = 1.0  # two distinct rows, ten copies each
+    labels = C.ward(x, 5)
+    assert sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
+    assert not set(labels[:10].tolist()) & set(labels[10:].tolist())  # never a cluster across the two values

@@ -156,7 +156,7 @@ class BaseCAM:
                 UserWarning,
                 stacklevel=3,
             )
-        with capture(self.module, self.layer, gradients=self.needs_gradients) as cap:
+        with capture(self.module, self.layer_name, gradients=self.needs_gradients) as cap:
             with torch.set_grad_enabled(self.needs_gradients):
                 logits = self.module(x)
             if cap.activations is None:

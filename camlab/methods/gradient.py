@@ -114,7 +114,7 @@ class SmoothGradCAMpp(BaseCAM):
             k = min(per_chunk, self.n_samples - start)
             noise = torch.randn((k, *x.shape), generator=gen).to(x.device) * (self.noise_std * span)
             noisy = to_model_format((x[None] + noise).flatten(0, 1), self.module)
-            with capture(self.module, self.layer, gradients=True) as cap:
+            with capture(self.module, self.layer_name, gradients=True) as cap:
                 logits = self.module(noisy)
                 g = cap.grad(logits.gather(1, t.repeat(k)[:, None]).sum()).detach().view(k, b, *ctx.activations.shape[1:])
             d1 = d1 + g.sum(0)
