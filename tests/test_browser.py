@@ -146,7 +146,8 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
 
     q = int(control(browser, "Q").find_element("css selector", ".widget-readout").text)
     set_slider(browser, "Q", q + 2 if q <= 10 else q - 2)
-    after_q = wait_for(lambda: (s := state(browser)) != first and s, 300, "the explorer to redraw after the Q slider moved")
+    # the figure and the status line redraw one after the other: wait for both
+    after_q = wait_for(lambda: (s := state(browser))[0] != first[0] and s[1] != first[1] and s, 300, "the explorer to redraw (figure and pass count) after the Q slider moved")
     assert after_q[0] > first[0] and after_q[1] != first[1]  # new clusters: new masked passes, a new figure
 
     Select(control(browser, "clustering").find_element("css selector", "select")).select_by_visible_text("spectral")
