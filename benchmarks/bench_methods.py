@@ -9,8 +9,9 @@ the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUD
 method that scores N masked inputs can cost. Cluster-CAM rows also give their cost over their own
 floor (one forward pass and one batch of Q), timed back to back in 31 rounds (``floor_ratio``), and
 over that floor with the model in torch's default memory layout (``default_floor_ratio``). Every
-camlab row is also timed on a deep copy of the model in the default layout (``before_seconds``):
-the "before" of Step 7, when camlab did not choose a layout.
+camlab row is also timed on a deep copy of the model in the default layout with its batch norms
+left unfolded (``before_seconds``): the "before" of Step 7, when camlab chose neither a layout
+nor folded batch norms for its scoring passes (camlab.folding).
 The table goes to stdout and, as CSV, to
 benchmarks/results/.
 """
@@ -164,8 +165,9 @@ def main(argv=None) -> int:
     images = [clf.preprocess(pi.image) for pi in picked]
     model = clf.module
     # "before": the same weights in torch's default layout, as camlab loaded them before it chose
-    # a memory layout per device; camlab's inputs follow whichever layout the model has
-    before = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    # a memory layout per device (camlab's inputs follow whichever layout the model has), and
+    # with its batch norms left in place for the scoring passes
+    before = camlab.folding.keep_unfolded(copy.deepcopy(model).to(memory_format=torch.contiguous_format))
     images_before = [x.contiguous() for x in images]
     rows = []
     print(f"efficientnet_lite0 on {device} ({platform.processor() or platform.machine()}), {len(images)} image(s), torch {torch.__version__}", flush=True)

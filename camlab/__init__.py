@@ -8,7 +8,7 @@
 torch.Size([1, 224, 224])
 """
 
-from . import clustering, data, masking, metrics, plot
+from . import clustering, data, folding, masking, metrics, plot
 from .device import resolve_device
 from .explanation import Explanation
 from .images import load_image
@@ -45,6 +45,7 @@ __all__ = [
     "SmoothGradCAMpp",
     "XGradCAM",
     "clustering",
+    "folding",
     "masking",
     "metrics",
     "normalize_maps",

@@ -38,12 +38,14 @@ def module_device(module: torch.nn.Module) -> torch.device:
 def default_batch_size(device: torch.device) -> int:
     """Images per forward pass for perturbation methods when the caller does not say.
 
-    On the CPU, 8: `benchmarks/bench_batch.py` (2026-11-28, efficientnet_lite0 in channels_last on
-    this project's 2-core machine, every batch size timed in turn over 7 rounds) measured 11.5,
-    7.2, 5.6, 4.9, 10.4 and 15.0 ms per masked image at batch sizes 1, 2, 4, 8, 16 and 32. On a
+    On the CPU, 4: `benchmarks/bench_batch.py` (efficientnet_lite0 in channels_last on this
+    project's 2-core machine, every batch size timed in turn over 7 rounds). With the scoring
+    passes' batch norms folded (2026-11-29, two runs) it measured 15.0/12.6, 10.8/9.6, 8.3/8.3,
+    10.3/9.2, 10.6/12.1 and 13.1/13.8 ms per masked image at batch sizes 1, 2, 4, 8, 16 and 32: 4
+    the fastest in both runs (before folding, on 2026-11-28, 8 had been, 4.9 against 5.6 ms). On a
     GPU, 64 — not measured yet (no GPU run has been made); a few GB at 224×224 for these networks.
     """
-    return 64 if device.type == "cuda" else 8
+    return 64 if device.type == "cuda" else 4
 
 
 def preferred_memory_format(device: torch.device) -> torch.memory_format:

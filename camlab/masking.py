@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import module_memory_format
+from .folding import scorer
 from .maps import normalize_maps, upsample
 
 __all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_batch", "score_masked", "target_scores", "check_score", "SCORES"]
@@ -101,9 +102,9 @@ def target_scores(logits: torch.Tensor, targets: torch.Tensor, score: str = "sof
 
 def score_batch(module: nn.Module, x: torch.Tensor, targets: torch.Tensor, score: str = "softmax") -> torch.Tensor:
     """The score of each image's target for a batch that needs no gradient, in one pass under
-    ``torch.inference_mode()``; returned as a normal tensor."""
+    ``torch.inference_mode()`` (batch norms folded, :mod:`camlab.folding`); returned as a normal tensor."""
     with torch.inference_mode():
-        out = target_scores(module(x), targets, score)
+        out = target_scores(scorer(module, x)(x), targets, score)
     return out.clone()
 
 
@@ -127,7 +128,8 @@ def score_masked(
     ``x`` (B×C×H×W) with its baseline (``bases``, when given, is that baseline already made);
     the result is the score of ``targets[owner[k]]``. The masked images are built one chunk at a
     time, never all at once, in the model's memory layout, and scored under
-    ``torch.inference_mode()`` (nothing here needs autograd).
+    ``torch.inference_mode()`` (nothing here needs autograd), through the network with its batch
+    norms folded into its convolutions (:mod:`camlab.folding`; the same scores to float rounding).
 
     Returns:
         K scores, on the model's device.
@@ -140,6 +142,7 @@ def score_masked(
         if bases is None and not zero_base:
             bases = make_baseline(x, baseline)
         out = torch.empty(maps.shape[0], device=x.device, dtype=x.dtype)
+        run = None
         for start in range(0, maps.shape[0], batch_size):
             idx = slice(start, start + batch_size)
             m = maps[idx].to(x.dtype)
@@ -152,5 +155,7 @@ def score_masked(
             single = bool((who == who[0]).all())
             pick = who[0] if single else who
             batch = apply_masks(x[pick], m, None if zero_base else bases[pick]).contiguous(memory_format=layout)
-            out[idx] = target_scores(module(batch), targets[who], score)
+            if run is None:
+                run = scorer(module, batch)
+            out[idx] = target_scores(run(batch), targets[who], score)
     return out.clone()  # a normal tensor: the caller may write into it outside inference mode

@@ -1,0 +1,183 @@
+"""Batch norm folded into the convolution before it, for the passes that only need scores.
+
+In eval mode a batch norm is a fixed affine map per channel, so a ``Conv2d`` whose output goes
+straight into it is one ``Conv2d`` with changed weights and bias (torch's
+``torch.nn.utils.fusion.fuse_conv_bn_eval``). The masked batches of Score-, Group- and
+Cluster-CAM and of the metrics need nothing but the network's output; :func:`scorer` runs
+them through a copy of the network with every such pair folded (timm's ``BatchNormAct2d`` keeps
+its activation). On this project's CPU that made a batch of six efficientnet_lite0 images 0.70×
+as costly (``benchmarks/RESULTS.md``).
+
+The copy is made from the first batch that needs it and checked on it: pairs are found by
+following the tensors of one pass (a batch norm is folded only when its input is the very tensor
+a convolution returned), and the folded copy's output must match the original's, else the
+original is used. It is remade when any parameter or buffer of the model changes (an in-place
+update bumps a tensor's version, ``.to()`` makes new tensors). The original network runs instead
+whenever anything but camlab's pass counter (:class:`camlab.layers.count_forwards`) is hooked
+into it — a capture of a layer, a user's hook — so hooks see every pass they expect; the
+counter's hooks are called for the copy's passes, so pass counts do not change.
+:func:`keep_unfolded` opts a model out.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import weakref
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .device import module_memory_format
+from .layers import count_forwards
+
+__all__ = ["scorer", "folded", "keep_unfolded"]
+
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module | None]]" = weakref.WeakKeyDictionary()
+_UNFOLDED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+# the folded copy's output may differ from the original's by float rounding only
+_TOLERANCE = 1e-3
+
+
+def keep_unfolded(module: nn.Module) -> nn.Module:
+    """Never fold ``module``'s batch norms: every pass runs the network as it is. Returns it."""
+    _UNFOLDED.add(module)
+    _CACHE.pop(module, None)
+    return module
+
+
+def _counters_only(module: nn.Module) -> bool:
+    """True when the only hooks in ``module`` are camlab's pass counters on the root."""
+    for m in module.modules():
+        for name in _HOOKS:
+            hooks = getattr(m, name, None)
+            if not hooks:
+                continue
+            if m is module and name == "_forward_pre_hooks" and all(isinstance(getattr(h, "__self__", None), count_forwards) for h in hooks.values()):
+                continue
+            return False
+    return True
+
+
+def _fingerprint(module: nn.Module) -> tuple:
+    return tuple((id(t), t._version, t.device, t.dtype) for t in itertools.chain(module.parameters(), module.buffers()))
+
+
+def _conv_types() -> tuple[type, ...]:
+    """Convolutions whose output is linear in their weight and bias: torch's, and timm's
+    TensorFlow-style "same"-padded one (not e.g. timm's weight-standardised ``StdConv2d``)."""
+    try:
+        from timm.layers import Conv2dSame
+    except ImportError:  # pragma: no cover - timm is a dependency of camlab
+        return (nn.Conv2d,)
+    return (nn.Conv2d, Conv2dSame)
+
+
+def _activation_after(bn: nn.Module) -> nn.Module | None:
+    """What is left of a batch-norm module once its normalisation is folded away, or None when
+    it is a kind this module does not know."""
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:  # pragma: no cover - timm is a dependency of camlab
+        return None
+    if type(bn) is BatchNormAct2d:
+        return nn.Sequential(OrderedDict(drop=bn.drop, act=bn.act))  # BatchNormAct2d's forward after the norm
+    return None
+
+
+def _fold(module: nn.Module, x: torch.Tensor) -> nn.Module | None:
+    """A copy of ``module`` with every conv → batch-norm pair of ``x``'s pass folded, checked
+    against the original's output on ``x``; None when there is nothing to fold or the check fails."""
+    # copy the network without its hooks (a hook may hold tensors that cannot be copied)
+    memo = {id(hooks): type(hooks)() for m in module.modules() for name in _HOOKS if (hooks := getattr(m, name, None)) is not None}
+    fast = copy.deepcopy(module, memo)
+    where = {}
+    for name, m in fast.named_modules(remove_duplicate=False):
+        where.setdefault(id(m), []).append(name)
+    outputs: dict[int, tuple[nn.Module, torch.Tensor]] = {}  # id(conv output) → (conv, output): the tensor is kept, so no id is reused
+    calls: dict[int, int] = {}
+    pairs: list[tuple[nn.Module, nn.Module]] = []
+
+    def on_conv(m: nn.Module, _inputs, out) -> None:
+        calls[id(m)] = calls.get(id(m), 0) + 1
+        if isinstance(out, torch.Tensor):
+            outputs[id(out)] = (m, out)
+
+    def on_bn(m: nn.Module, inputs) -> None:
+        calls[id(m)] = calls.get(id(m), 0) + 1
+        hit = outputs.get(id(inputs[0])) if inputs else None
+        if hit is not None and hit[1] is inputs[0]:
+            pairs.append((hit[0], m))
+
+    handles = []
+    convs = _conv_types()
+    for m in fast.modules():
+        if type(m) in convs:
+            handles.append(m.register_forward_hook(on_conv))
+        elif isinstance(m, nn.BatchNorm2d):
+            handles.append(m.register_forward_pre_hook(on_bn))
+    try:
+        with torch.inference_mode():
+            reference = fast(x)
+    finally:
+        for h in handles:
+            h.remove()
+    outputs.clear()
+    if not isinstance(reference, torch.Tensor):
+        return None
+    folded = 0
+    for conv, bn in pairs:
+        rest = _activation_after(bn)
+        # fold only a conv and a batch norm that each run once and sit in one place in the network
+        if rest is None or bn.running_mean is None or calls[id(conv)] != 1 or calls[id(bn)] != 1 or len(where[id(conv)]) != 1 or len(where[id(bn)]) != 1:
+            continue
+        for name, new in ((where[id(conv)][0], fuse_conv_bn_eval(conv, bn)), (where[id(bn)][0], rest)):
+            parent, _, leaf = name.rpartition(".")
+            setattr(fast.get_submodule(parent), leaf, new)
+        folded += 1
+    if not folded:
+        return None
+    fast.to(memory_format=module_memory_format(module))
+    with torch.inference_mode():
+        out = fast(x)
+    scale = float(reference.abs().max().clamp_min(1e-12))
+    if out.shape != reference.shape or not bool(torch.isfinite(out).all()) or float((out - reference).abs().max()) > _TOLERANCE * scale:
+        return None
+    return fast
+
+
+def folded(module: nn.Module, x: torch.Tensor) -> nn.Module:
+    """The network to run ``x`` through when only its output is needed: the folded copy of
+    ``module`` when it has one (made from ``x`` on first use), else ``module`` itself."""
+    if module.training or module in _UNFOLDED or not _counters_only(module):
+        return module
+    key = _fingerprint(module)
+    entry = _CACHE.get(module)
+    if entry is None or entry[0] != key:
+        with torch.inference_mode(False), torch.no_grad():  # the copy's weights are normal tensors
+            entry = (key, _fold(module, x[:1]))
+        _CACHE[module] = entry
+    return entry[1] if entry[1] is not None else module
+
+
+def scorer(module: nn.Module, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function that runs batches like ``x`` through ``module`` when only the output is needed
+    (call it under ``torch.inference_mode()``): through the folded copy when there is one, with
+    camlab's pass counters on ``module`` told of each batch; else ``module`` itself."""
+    net = folded(module, x)
+    if net is module:
+        return module
+    counters = list(module._forward_pre_hooks.values())  # only count_forwards hooks (see folded)
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        for hook in counters:
+            hook(module, (batch,))
+        return net(batch)
+
+    return run

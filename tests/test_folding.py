@@ -1,0 +1,129 @@
+"""Batch norm folded into the convolution before it for the scoring passes (camlab.folding): the
+same scores as the network itself, pass counts unchanged, never folded across a branch, remade
+when the weights change, and never used while anything but the pass counter is hooked in."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import camlab
+from camlab.folding import folded, keep_unfolded, scorer
+from camlab.layers import count_forwards
+from camlab.masking import score_batch
+
+
+def _bn(channels: int, seed: int) -> nn.BatchNorm2d:
+    g = torch.Generator().manual_seed(seed)
+    bn = nn.BatchNorm2d(channels)
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(channels, generator=g) + 0.5)
+        bn.bias.copy_(torch.randn(channels, generator=g))
+        bn.running_mean.copy_(torch.randn(channels, generator=g))
+        bn.running_var.copy_(torch.rand(channels, generator=g) + 0.5)
+    return bn
+
+
+class ConvBN(nn.Module):
+    """conv → batch norm → ReLU twice, then a linear head: every pair can be folded."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1, self.bn1 = nn.Conv2d(3, 6, 3, padding=1), _bn(6, 1)
+        self.conv2, self.bn2 = nn.Conv2d(6, 6, 3, stride=2, bias=False), _bn(6, 2)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+class ConvUsedTwice(nn.Module):
+    """The conv's output goes into the batch norm *and* around it: folding would change the
+    branch, so the check against the network's own output must refuse it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.bn = nn.Conv2d(3, 6, 3, padding=1), _bn(6, 3)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.fc((self.bn(y) + y).mean((2, 3)))
+
+
+@pytest.fixture
+def x():
+    return torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+
+def test_pairs_are_folded_and_the_output_is_the_same(x):
+    net = ConvBN().eval()
+    fast = folded(net, x)
+    assert fast is not net
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original is untouched
+    with torch.inference_mode():
+        assert torch.allclose(fast(x), net(x), atol=1e-5)
+    assert folded(net, x) is fast  # made once
+
+
+def test_a_conv_output_used_beside_the_batch_norm_is_not_folded(x):
+    net = ConvUsedTwice().eval()
+    assert folded(net, x) is net
+    t = torch.zeros(3, dtype=torch.long)
+    assert torch.equal(score_batch(net, x, t), torch.no_grad()(net)(x).softmax(1)[:, 0])
+
+
+def test_the_copy_is_remade_when_a_weight_changes(x):
+    net = ConvBN().eval()
+    t = torch.arange(3)
+    before = score_batch(net, x, t)
+    with torch.no_grad():
+        net.bn2.weight.mul_(3.0)  # in place: the tensor's version moves
+        net.conv1.bias.add_(1.0)
+    after = score_batch(net, x, t)
+    with torch.no_grad():
+        expected = net(x).softmax(1).gather(1, t[:, None]).squeeze(1)
+    assert not torch.allclose(before, after, atol=1e-4)
+    assert torch.allclose(after, expected, atol=1e-6)
+
+
+def test_hooks_other_than_the_counter_keep_the_network(x):
+    net = ConvBN().eval()
+    seen = []
+    handle = net.conv2.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    try:
+        assert folded(net, x) is net
+        score_batch(net, x, torch.zeros(3, dtype=torch.long))
+        assert seen == [3]  # the user's hook saw the scoring pass
+    finally:
+        handle.remove()
+    with count_forwards(net) as n:
+        assert folded(net, x) is not net
+        score_batch(net, x, torch.zeros(3, dtype=torch.long))
+        with torch.inference_mode():
+            scorer(net, x)(x[:2])
+    assert n.images == 5  # the counter hears of the folded copy's passes
+
+
+def test_training_mode_and_opting_out_keep_the_network(x):
+    net = ConvBN()
+    assert folded(net.train(), x) is net
+    assert folded(keep_unfolded(net.eval()), x) is net
+
+
+def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
+    fast = folded(lite0.module, real_batch)
+    assert fast is not lite0.module
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert camlab.device.module_memory_format(fast) is camlab.device.module_memory_format(lite0.module)
+    reference = keep_unfolded(copy.deepcopy(lite0.module))
+    with torch.inference_mode():
+        assert torch.allclose(fast(real_batch), reference(real_batch), atol=1e-4)
+    # the layers stay where they were: the copy keeps the module names (bn2 is now its activation)
+    assert {n for n, _ in fast.named_modules()} == {n for n, _ in lite0.module.named_modules()}
