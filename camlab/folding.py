@@ -37,7 +37,8 @@ from .layers import count_forwards
 __all__ = ["scorer", "folded", "keep_unfolded"]
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module | None]]" = weakref.WeakKeyDictionary()
+# model → (its tensors as seen when the copy was made, the folded copy or None)
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[list[tuple], nn.Module | None]]" = weakref.WeakKeyDictionary()
 _UNFOLDED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 # the folded copy's output may differ from the original's by float rounding only
 _TOLERANCE = 1e-3
@@ -63,8 +64,19 @@ def _counters_only(module: nn.Module) -> bool:
     return True
 
 
-def _fingerprint(module: nn.Module) -> tuple:
-    return tuple((id(t), t._version, t.device, t.dtype) for t in itertools.chain(module.parameters(), module.buffers()))
+def _state(module: nn.Module) -> list[torch.Tensor]:
+    return list(itertools.chain(module.parameters(), module.buffers()))
+
+
+def _stamp(t: torch.Tensor) -> tuple:
+    # what changes when a tensor is written in place (its version), moved or re-laid out (its storage)
+    return (t._version, t.data_ptr(), t.device, t.dtype)
+
+
+def _unchanged(seen: list[tuple], tensors: list[torch.Tensor]) -> bool:
+    """True when ``tensors`` are the very tensors ``seen`` recorded (weak references, so a
+    replaced parameter is noticed even when a new one reuses its address), none written since."""
+    return len(seen) == len(tensors) and all(ref() is t and stamp == _stamp(t) for (ref, stamp), t in zip(seen, tensors))
 
 
 def _conv_types() -> tuple[type, ...]:
@@ -157,11 +169,11 @@ def folded(module: nn.Module, x: torch.Tensor) -> nn.Module:
     ``module`` when it has one (made from ``x`` on first use), else ``module`` itself."""
     if module.training or module in _UNFOLDED or not _counters_only(module):
         return module
-    key = _fingerprint(module)
+    tensors = _state(module)
     entry = _CACHE.get(module)
-    if entry is None or entry[0] != key:
+    if entry is None or not _unchanged(entry[0], tensors):
         with torch.inference_mode(False), torch.no_grad():  # the copy's weights are normal tensors
-            entry = (key, _fold(module, x[:1]))
+            entry = ([(weakref.ref(t), _stamp(t)) for t in tensors], _fold(module, x[:1]))
         _CACHE[module] = entry
     return entry[1] if entry[1] is not None else module
 

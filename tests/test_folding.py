@@ -91,6 +91,10 @@ def test_the_copy_is_remade_when_a_weight_changes(x):
         expected = net(x).softmax(1).gather(1, t[:, None]).squeeze(1)
     assert not torch.allclose(before, after, atol=1e-4)
     assert torch.allclose(after, expected, atol=1e-6)
+    net.conv2.weight = nn.Parameter(net.conv2.weight.detach().flip(0))  # replaced, not written in place
+    with torch.no_grad():
+        expected = net(x).softmax(1).gather(1, t[:, None]).squeeze(1)
+    assert torch.allclose(score_batch(net, x, t), expected, atol=1e-6)
 
 
 def test_hooks_other_than_the_counter_keep_the_network(x):
