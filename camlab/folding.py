@@ -2,11 +2,13 @@
 
 In eval mode a batch norm is a fixed affine map per channel, so a ``Conv2d`` whose output goes
 straight into it is one ``Conv2d`` with changed weights and bias (torch's
-``torch.nn.utils.fusion.fuse_conv_bn_eval``). The masked batches of Score-, Group- and
-Cluster-CAM and of the metrics need nothing but the network's output; :func:`scorer` runs
-them through a copy of the network with every such pair folded (timm's ``BatchNormAct2d`` keeps
-its activation). On this project's CPU that made a batch of six efficientnet_lite0 images 0.70×
-as costly (``benchmarks/RESULTS.md``).
+``torch.nn.utils.fusion.fuse_conv_bn_eval``). Every pass that needs no gradient — the masked
+batches of Score-, Group- and Cluster-CAM and of the metrics, and the first, hooked pass of the
+gradient-free methods — runs through the network :func:`folded` returns: a copy with every such
+pair folded (timm's ``BatchNormAct2d`` keeps its activation). Every layer's output is the same in
+the copy except a folded convolution's (it now includes its batch norm), so a target layer that is
+one keeps the original network. On this project's CPU that made a batch of six efficientnet_lite0
+images about 0.7× as costly (``benchmarks/RESULTS.md``).
 
 The copy is made from the first batch that needs it and checked on it: pairs are found by
 following the tensors of one pass (a batch norm is folded only when its input is the very tensor
@@ -14,8 +16,8 @@ a convolution returned), and the folded copy's output must match the original's,
 original is used. It is remade when any parameter or buffer of the model changes (an in-place
 update bumps a tensor's version, ``.to()`` makes new tensors). The original network runs instead
 whenever anything but camlab's pass counter (:class:`camlab.layers.count_forwards`) is hooked
-into it — a capture of a layer, a user's hook — so hooks see every pass they expect; the
-counter's hooks are called for the copy's passes, so pass counts do not change.
+into it — a capture of a layer, a user's hook — so hooks see every pass they expect; the copy
+tells the original's pass counters of every batch it runs, so pass counts do not change.
 :func:`keep_unfolded` opts a model out.
 """
 
@@ -25,7 +27,6 @@ import copy
 import itertools
 import weakref
 from collections import OrderedDict
-from typing import Callable
 
 import torch
 from torch import nn
@@ -34,11 +35,12 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .device import module_memory_format
 from .layers import count_forwards
 
-__all__ = ["scorer", "folded", "keep_unfolded"]
+__all__ = ["folded", "keep_unfolded"]
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-# model → (its tensors as seen when the copy was made, the folded copy or None)
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[list[tuple], nn.Module | None]]" = weakref.WeakKeyDictionary()
+# model → (its tensors as seen when the copy was made, the folded copy or None, the names of the
+# convolutions folded in it)
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[list[tuple], nn.Module | None, frozenset[str]]]" = weakref.WeakKeyDictionary()
 _UNFOLDED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 # the folded copy's output may differ from the original's by float rounding only
 _TOLERANCE = 1e-3
@@ -103,9 +105,10 @@ def _activation_after(bn: nn.Module) -> nn.Module | None:
     return None
 
 
-def _fold(module: nn.Module, x: torch.Tensor) -> nn.Module | None:
+def _fold(module: nn.Module, x: torch.Tensor) -> tuple[nn.Module | None, frozenset[str]]:
     """A copy of ``module`` with every conv → batch-norm pair of ``x``'s pass folded, checked
-    against the original's output on ``x``; None when there is nothing to fold or the check fails."""
+    against the original's output on ``x``, and the names of the folded convolutions; None when
+    there is nothing to fold or the check fails."""
     # copy the network without its hooks (a hook may hold tensors that cannot be copied)
     memo = {id(hooks): type(hooks)() for m in module.modules() for name in _HOOKS if (hooks := getattr(m, name, None)) is not None}
     fast = copy.deepcopy(module, memo)
@@ -142,8 +145,8 @@ def _fold(module: nn.Module, x: torch.Tensor) -> nn.Module | None:
             h.remove()
     outputs.clear()
     if not isinstance(reference, torch.Tensor):
-        return None
-    folded = 0
+        return None, frozenset()
+    names = set()
     for conv, bn in pairs:
         rest = _activation_after(bn)
         # fold only a conv and a batch norm that each run once and sit in one place in the network
@@ -152,44 +155,45 @@ def _fold(module: nn.Module, x: torch.Tensor) -> nn.Module | None:
         for name, new in ((where[id(conv)][0], fuse_conv_bn_eval(conv, bn)), (where[id(bn)][0], rest)):
             parent, _, leaf = name.rpartition(".")
             setattr(fast.get_submodule(parent), leaf, new)
-        folded += 1
-    if not folded:
-        return None
+        names.add(where[id(conv)][0])
+    if not names:
+        return None, frozenset()
     fast.to(memory_format=module_memory_format(module))
     with torch.inference_mode():
         out = fast(x)
     scale = float(reference.abs().max().clamp_min(1e-12))
     if out.shape != reference.shape or not bool(torch.isfinite(out).all()) or float((out - reference).abs().max()) > _TOLERANCE * scale:
-        return None
-    return fast
+        return None, frozenset()
+    fast.register_forward_pre_hook(_Relay(module))
+    return fast, frozenset(names)
 
 
-def folded(module: nn.Module, x: torch.Tensor) -> nn.Module:
-    """The network to run ``x`` through when only its output is needed: the folded copy of
-    ``module`` when it has one (made from ``x`` on first use), else ``module`` itself."""
+class _Relay:
+    """The copy's pre-hook: tells the original network's pass counters of each batch (a weak
+    reference, so the copy does not keep the original alive)."""
+
+    def __init__(self, module: nn.Module):
+        self._module = weakref.ref(module)
+
+    def __call__(self, _copy: nn.Module, inputs) -> None:
+        module = self._module()
+        if module is not None:
+            for hook in list(module._forward_pre_hooks.values()):
+                if isinstance(getattr(hook, "__self__", None), count_forwards):
+                    hook(module, inputs)
+
+
+def folded(module: nn.Module, x: torch.Tensor, keep: str | None = None) -> nn.Module:
+    """The network to run ``x`` through when no gradient is needed: the folded copy of ``module``
+    when it has one (made from ``x`` on first use), else ``module`` itself. ``keep``: a layer whose
+    output the caller captures; when it is a folded convolution, ``module`` itself."""
     if module.training or module in _UNFOLDED or not _counters_only(module):
         return module
     tensors = _state(module)
     entry = _CACHE.get(module)
     if entry is None or not _unchanged(entry[0], tensors):
         with torch.inference_mode(False), torch.no_grad():  # the copy's weights are normal tensors
-            entry = ([(weakref.ref(t), _stamp(t)) for t in tensors], _fold(module, x[:1]))
+            entry = ([(weakref.ref(t), _stamp(t)) for t in tensors], *_fold(module, x[:1]))
         _CACHE[module] = entry
-    return entry[1] if entry[1] is not None else module
-
-
-def scorer(module: nn.Module, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function that runs batches like ``x`` through ``module`` when only the output is needed
-    (call it under ``torch.inference_mode()``): through the folded copy when there is one, with
-    camlab's pass counters on ``module`` told of each batch; else ``module`` itself."""
-    net = folded(module, x)
-    if net is module:
-        return module
-    counters = list(module._forward_pre_hooks.values())  # only count_forwards hooks (see folded)
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        for hook in counters:
-            hook(module, (batch,))
-        return net(batch)
-
-    return run
+    _, fast, convs = entry
+    return module if fast is None or keep in convs else fast

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import module_memory_format
-from .folding import scorer
+from .folding import folded
 from .maps import normalize_maps, upsample
 
 __all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_batch", "score_masked", "target_scores", "check_score", "SCORES"]
@@ -104,7 +104,7 @@ def score_batch(module: nn.Module, x: torch.Tensor, targets: torch.Tensor, score
     """The score of each image's target for a batch that needs no gradient, in one pass under
     ``torch.inference_mode()`` (batch norms folded, :mod:`camlab.folding`); returned as a normal tensor."""
     with torch.inference_mode():
-        out = target_scores(scorer(module, x)(x), targets, score)
+        out = target_scores(folded(module, x)(x), targets, score)
     return out.clone()
 
 
@@ -142,7 +142,7 @@ def score_masked(
         if bases is None and not zero_base:
             bases = make_baseline(x, baseline)
         out = torch.empty(maps.shape[0], device=x.device, dtype=x.dtype)
-        run = None
+        net = None
         for start in range(0, maps.shape[0], batch_size):
             idx = slice(start, start + batch_size)
             m = maps[idx].to(x.dtype)
@@ -155,7 +155,7 @@ def score_masked(
             single = bool((who == who[0]).all())
             pick = who[0] if single else who
             batch = apply_masks(x[pick], m, None if zero_base else bases[pick]).contiguous(memory_format=layout)
-            if run is None:
-                run = scorer(module, batch)
-            out[idx] = target_scores(run(batch), targets[who], score)
+            if net is None:
+                net = folded(module, batch)
+            out[idx] = target_scores(net(batch), targets[who], score)
     return out.clone()  # a normal tensor: the caller may write into it outside inference mode

@@ -1,6 +1,7 @@
-"""Batch norm folded into the convolution before it for the scoring passes (camlab.folding): the
-same scores as the network itself, pass counts unchanged, never folded across a branch, remade
-when the weights change, and never used while anything but the pass counter is hooked in."""
+"""Batch norm folded into the convolution before it for the passes that need no gradient
+(camlab.folding): the same scores and maps as the network itself, pass counts unchanged, never
+folded across a branch, remade when the weights change, never used while anything but the pass
+counter is hooked in, and never for a target layer that is a folded convolution."""
 
 import copy
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 import camlab
-from camlab.folding import folded, keep_unfolded, scorer
+from camlab.folding import folded, keep_unfolded
 from camlab.layers import count_forwards
 from camlab.masking import score_batch
 
@@ -111,7 +112,7 @@ def test_hooks_other_than_the_counter_keep_the_network(x):
         assert folded(net, x) is not net
         score_batch(net, x, torch.zeros(3, dtype=torch.long))
         with torch.inference_mode():
-            scorer(net, x)(x[:2])
+            folded(net, x)(x[:2])
     assert n.images == 5  # the counter hears of the folded copy's passes
 
 
@@ -131,3 +132,18 @@ def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
         assert torch.allclose(fast(real_batch), reference(real_batch), atol=1e-4)
     # the layers stay where they were: the copy keeps the module names (bn2 is now its activation)
     assert {n for n, _ in fast.named_modules()} == {n for n, _ in lite0.module.named_modules()}
+
+
+def test_gradient_free_methods_capture_the_same_layer_in_the_copy(lite0, real_batch):
+    """The first pass of a gradient-free method runs through the copy: a block's output is the
+    same there; a folded convolution's is not, so that layer keeps the network."""
+    x = real_batch[:1]
+    reference = keep_unfolded(copy.deepcopy(lite0.module))
+    fast = folded(lite0.module, x)
+    assert folded(lite0.module, x, keep="blocks.6") is fast
+    assert folded(lite0.module, x, keep="conv_head") is lite0.module  # conv_head's batch norm (bn2) is folded into it
+    for layer in ("blocks.6", "conv_head"):
+        ours = camlab.GroupCAM(lite0.module, layer)(x)
+        theirs = camlab.GroupCAM(reference, layer)(x)
+        assert ours.n_forward == theirs.n_forward
+        assert torch.allclose(ours.heatmaps, theirs.heatmaps, atol=1e-4), layer

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..device import default_batch_size, module_device, to_model_format
 from ..explanation import Explanation
+from ..folding import folded
 from ..layers import capture, count_forwards, resolve_layer
 from ..maps import is_constant, normalize_maps, upsample
 
@@ -156,9 +157,12 @@ class BaseCAM:
                 UserWarning,
                 stacklevel=3,
             )
-        with capture(self.module, self.layer_name, gradients=self.needs_gradients) as cap:
+        # without gradients the pass may run through the network with its batch norms folded
+        # (camlab.folding), unless the target layer is a folded convolution
+        net = self.module if self.needs_gradients else folded(self.module, x, keep=self.layer_name)
+        with capture(net, self.layer_name, gradients=self.needs_gradients) as cap:
             with torch.set_grad_enabled(self.needs_gradients):
-                logits = self.module(x)
+                logits = net(x)
             if cap.activations is None:
                 raise RuntimeError(f"the forward pass never reached layer {self.layer_name!r}")
             t = resolve_targets(targets, logits)
