@@ -109,6 +109,8 @@ def _fold(module: nn.Module, x: torch.Tensor) -> tuple[nn.Module | None, frozens
     """A copy of ``module`` with every conv → batch-norm pair of ``x``'s pass folded, checked
     against the original's output on ``x``, and the names of the folded convolutions; None when
     there is nothing to fold or the check fails."""
+    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):  # e.g. VGG, AlexNet: no copy at all
+        return None, frozenset()
     # copy the network without its hooks (a hook may hold tensors that cannot be copied)
     memo = {id(hooks): type(hooks)() for m in module.modules() for name in _HOOKS if (hooks := getattr(m, name, None)) is not None}
     fast = copy.deepcopy(module, memo)

@@ -116,6 +116,11 @@ def test_hooks_other_than_the_counter_keep_the_network(x):
     assert n.images == 5  # the counter hears of the folded copy's passes
 
 
+def test_a_network_without_batch_norm_is_not_copied(x):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    assert folded(net, x) is net
+
+
 def test_training_mode_and_opting_out_keep_the_network(x):
     net = ConvBN()
     assert folded(net.train(), x) is net
