@@ -74,11 +74,11 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
     pointing_csv = Path(f"{stem}_pointing.csv")
     have = {r["method"] for r in read(pointing_csv)}
     todo = [m for m in methods if m[0] not in have] if pointing else []
-    if todo:
-        composites = camlab.data.grid_composites(records, k=2, n=N_COMPOSITES, seed=0)
-        new, skipped = E.pointing_game(clf, composites, todo)
+    composites = camlab.data.grid_composites(records, k=2, n=N_COMPOSITES, seed=0) if todo else []
+    for method in todo:  # one method at a time, written as it finishes: a run cut short keeps the methods done
+        new, skipped = E.pointing_game(clf, composites, [method])
         write_csv(pointing_csv, read(pointing_csv) + [{k: v for k, v in r.items() if k != "heatmap"} for r in new])
-        print(f"pointing game: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True)
+        print(f"pointing game, {method[0]}: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True)
     table = E.summarize(rows, reference, skipped=rows.skipped)
     point = read(pointing_csv)
     for r in table:
