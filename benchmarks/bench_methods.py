@@ -11,7 +11,7 @@ floor (one forward pass and one batch of Q), timed back to back in 31 rounds (``
 over that floor with the model in torch's default memory layout (``default_floor_ratio``). Every
 camlab row is also timed on a deep copy of the model in the default layout with its batch norms
 left unfolded (``before_seconds``): the "before" of Step 7, when camlab chose neither a layout
-nor folded batch norms for its scoring passes (camlab.folding).
+nor folded batch norms for its passes without gradients (camlab.folding).
 The table goes to stdout and, as CSV, to
 benchmarks/results/.
 """
