@@ -2,13 +2,15 @@
 
 In eval mode a batch norm is a fixed affine map per channel, so a ``Conv2d`` whose output goes
 straight into it is one ``Conv2d`` with changed weights and bias (torch's
-``torch.nn.utils.fusion.fuse_conv_bn_eval``). Every pass that needs no gradient — the masked
-batches of Score-, Group- and Cluster-CAM and of the metrics, and the first, hooked pass of the
-gradient-free methods — runs through the network :func:`folded` returns: a copy with every such
-pair folded (timm's ``BatchNormAct2d`` keeps its activation). Every layer's output is the same in
-the copy except a folded convolution's (it now includes its batch norm), so a target layer that is
-one keeps the original network. On this project's CPU that made a batch of six efficientnet_lite0
-images about 0.7× as costly (``benchmarks/RESULTS.md``).
+``torch.nn.utils.fusion.fuse_conv_bn_eval``). The passes of the methods — the masked batches of
+Score-, Group- and Cluster-CAM and of the metrics, every method's first, hooked pass, and the
+gradient passes of the Grad-CAM family — run through the network :func:`folded` returns: a copy
+with every such pair folded (timm's ``BatchNormAct2d`` keeps its activation). Every layer's output
+is the same in the copy except a folded convolution's (it now includes its batch norm), so a
+target layer that is one keeps the original network; downstream of any other layer the two
+networks compute the same function, so a gradient taken there is the same too (to float rounding).
+On this project's CPU that made a batch of six efficientnet_lite0 images about 0.7× as costly
+(``benchmarks/RESULTS.md``).
 
 The copy is made from the first batch that needs it and checked on it: pairs are found by
 following the tensors of one pass (a batch norm is folded only when its input is the very tensor
@@ -186,7 +188,7 @@ class _Relay:
 
 
 def folded(module: nn.Module, x: torch.Tensor, keep: str | None = None) -> nn.Module:
-    """The network to run ``x`` through when no gradient is needed: the folded copy of ``module``
+    """The network to run ``x`` through: the folded copy of ``module``
     when it has one (made from ``x`` on first use), else ``module`` itself. ``keep``: a layer whose
     output the caller captures; when it is a folded convolution, ``module`` itself."""
     if module.training or module in _UNFOLDED or not _counters_only(module):

@@ -139,16 +139,36 @@ def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
     assert {n for n, _ in fast.named_modules()} == {n for n, _ in lite0.module.named_modules()}
 
 
-def test_gradient_free_methods_capture_the_same_layer_in_the_copy(lite0, real_batch):
-    """The first pass of a gradient-free method runs through the copy: a block's output is the
-    same there; a folded convolution's is not, so that layer keeps the network."""
+def test_methods_capture_the_same_layer_in_the_copy(lite0, real_batch):
+    """A method's first pass runs through the copy, a gradient method's backward too: a block's
+    output and its gradient are the same there; a folded convolution's output is not, so that
+    layer keeps the network."""
     x = real_batch[:1]
     reference = keep_unfolded(copy.deepcopy(lite0.module))
     fast = folded(lite0.module, x)
     assert folded(lite0.module, x, keep="blocks.6") is fast
     assert folded(lite0.module, x, keep="conv_head") is lite0.module  # conv_head's batch norm (bn2) is folded into it
-    for layer in ("blocks.6", "conv_head"):
-        ours = camlab.GroupCAM(lite0.module, layer)(x)
-        theirs = camlab.GroupCAM(reference, layer)(x)
-        assert ours.n_forward == theirs.n_forward
-        assert torch.allclose(ours.heatmaps, theirs.heatmaps, atol=1e-4), layer
+    for method in (camlab.GroupCAM, camlab.GradCAM, camlab.GradCAMpp):
+        for layer in ("blocks.6", "conv_head"):
+            ours = method(lite0.module, layer)(x)
+            theirs = method(reference, layer)(x)
+            assert ours.n_forward == theirs.n_forward
+            assert torch.allclose(ours.heatmaps, theirs.heatmaps, atol=1e-4), (method.name, layer)
+
+
+def test_gradient_methods_take_their_gradient_in_the_copy(lite0, real_batch, monkeypatch):
+    """Grad-CAM's pass and backward go through the folded copy (not the network) when the layer
+    is not a folded convolution: its captured activations come from the copy's layer."""
+    x = real_batch[:1]
+    fast = folded(lite0.module, x)
+    seen = []
+    real_capture = camlab.methods.base.capture
+
+    def spy(module, layer, **kw):
+        seen.append(module)
+        return real_capture(module, layer, **kw)
+
+    monkeypatch.setattr(camlab.methods.base, "capture", spy)
+    camlab.GradCAM(lite0.module, "blocks.6")(x)
+    camlab.GradCAM(lite0.module, "conv_head")(x)
+    assert seen[0] is fast and seen[1] is lite0.module

@@ -157,9 +157,10 @@ class BaseCAM:
                 UserWarning,
                 stacklevel=3,
             )
-        # without gradients the pass may run through the network with its batch norms folded
-        # (camlab.folding), unless the target layer is a folded convolution
-        net = self.module if self.needs_gradients else folded(self.module, x, keep=self.layer_name)
+        # the pass runs through the network with its batch norms folded (camlab.folding), unless the
+        # target layer is a folded convolution; downstream of the layer the two networks compute the
+        # same function, so its activations and their gradients are the same to float rounding
+        net = folded(self.module, x, keep=self.layer_name)
         with capture(net, self.layer_name, gradients=self.needs_gradients) as cap:
             with torch.set_grad_enabled(self.needs_gradients):
                 logits = net(x)

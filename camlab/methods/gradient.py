@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..device import to_model_format
+from ..folding import folded
 from ..layers import capture
 from .base import BaseCAM, Context
 
@@ -114,8 +115,9 @@ class SmoothGradCAMpp(BaseCAM):
             k = min(per_chunk, self.n_samples - start)
             noise = torch.randn((k, *x.shape), generator=gen).to(x.device) * (self.noise_std * span)
             noisy = to_model_format((x[None] + noise).flatten(0, 1), self.module)
-            with capture(self.module, self.layer_name, gradients=True) as cap:
-                logits = self.module(noisy)
+            net = folded(self.module, noisy, keep=self.layer_name)  # as the pipeline's first pass
+            with capture(net, self.layer_name, gradients=True) as cap:
+                logits = net(noisy)
                 g = cap.grad(logits.gather(1, t.repeat(k)[:, None]).sum()).detach().view(k, b, *ctx.activations.shape[1:])
             d1 = d1 + g.sum(0)
             d2 = d2 + (g**2).sum(0)
