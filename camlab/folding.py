@@ -15,8 +15,8 @@ On this project's CPU that made a batch of six efficientnet_lite0 images about 0
 The copy is made from the first batch that needs it and checked on it: pairs are found by
 following the tensors of one pass (a batch norm is folded only when its input is the very tensor
 a convolution returned), and the folded copy's output must match the original's, else the
-original is used. It is remade when any parameter or buffer of the model changes (an in-place
-update bumps a tensor's version, ``.to()`` makes new tensors). The original network runs instead
+original is used. It is remade when any parameter, buffer or submodule of the model changes (an
+in-place update bumps a tensor's version, ``.to()`` makes new tensors). The original network runs instead
 whenever anything but camlab's pass counter (:class:`camlab.layers.count_forwards`) is hooked
 into it — a capture of a layer, a user's hook — so hooks see every pass they expect; the copy
 tells the original's pass counters of every batch it runs, so pass counts do not change.
@@ -40,8 +40,8 @@ from .layers import count_forwards
 __all__ = ["folded", "keep_unfolded"]
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-# model → (its tensors as seen when the copy was made, the folded copy or None, the names of the
-# convolutions folded in it)
+# model → (its modules and tensors as seen when the copy was made, the folded copy or None, the
+# names of the convolutions folded in it)
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[list[tuple], nn.Module | None, frozenset[str]]]" = weakref.WeakKeyDictionary()
 _UNFOLDED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 # the folded copy's output may differ from the original's by float rounding only
@@ -55,21 +55,18 @@ def keep_unfolded(module: nn.Module) -> nn.Module:
     return module
 
 
-def _counters_only(module: nn.Module) -> bool:
-    """True when the only hooks in ``module`` are camlab's pass counters on the root."""
+def _scan(module: nn.Module) -> tuple[list[nn.Module], list[torch.Tensor]] | None:
+    """``module``'s modules and tensors (parameters and buffers, module by module), in one walk;
+    None when anything but camlab's pass counters on the root is hooked into it."""
+    modules, tensors = [], []
     for m in module.modules():
         for name in _HOOKS:
             hooks = getattr(m, name, None)
-            if not hooks:
-                continue
-            if m is module and name == "_forward_pre_hooks" and all(isinstance(getattr(h, "__self__", None), count_forwards) for h in hooks.values()):
-                continue
-            return False
-    return True
-
-
-def _state(module: nn.Module) -> list[torch.Tensor]:
-    return list(itertools.chain(module.parameters(), module.buffers()))
+            if hooks and not (m is module and name == "_forward_pre_hooks" and all(isinstance(getattr(h, "__self__", None), count_forwards) for h in hooks.values())):
+                return None
+        modules.append(m)
+        tensors.extend(t for t in itertools.chain(m._parameters.values(), m._buffers.values()) if t is not None)
+    return modules, tensors
 
 
 def _stamp(t: torch.Tensor) -> tuple:
@@ -77,10 +74,21 @@ def _stamp(t: torch.Tensor) -> tuple:
     return (t._version, t.data_ptr(), t.device, t.dtype)
 
 
-def _unchanged(seen: list[tuple], tensors: list[torch.Tensor]) -> bool:
-    """True when ``tensors`` are the very tensors ``seen`` recorded (weak references, so a
-    replaced parameter is noticed even when a new one reuses its address), none written since."""
-    return len(seen) == len(tensors) and all(ref() is t and stamp == _stamp(t) for (ref, stamp), t in zip(seen, tensors))
+def _seen(modules: list[nn.Module], tensors: list[torch.Tensor]) -> tuple[list, list]:
+    return [weakref.ref(m) for m in modules], [(weakref.ref(t), _stamp(t)) for t in tensors]
+
+
+def _unchanged(seen: tuple[list, list], modules: list[nn.Module], tensors: list[torch.Tensor]) -> bool:
+    """True when ``modules`` and ``tensors`` are the very ones ``seen`` recorded (weak references,
+    so a replaced submodule or parameter is noticed even when a new one reuses its address), no
+    tensor written since."""
+    refs, stamps = seen
+    return (
+        len(refs) == len(modules)
+        and len(stamps) == len(tensors)
+        and all(ref() is m for ref, m in zip(refs, modules))
+        and all(ref() is t and stamp == _stamp(t) for (ref, stamp), t in zip(stamps, tensors))
+    )
 
 
 def _conv_types() -> tuple[type, ...]:
@@ -162,7 +170,11 @@ def _fold(module: nn.Module, x: torch.Tensor) -> tuple[nn.Module | None, frozens
         names.add(where[id(conv)][0])
     if not names:
         return None, frozenset()
+    _drop_same_pads(fast)
     fast.to(memory_format=module_memory_format(module))
+    for m in fast.modules():
+        if isinstance(m, _PadFreeSame):
+            m.prepare()
     with torch.inference_mode():
         out = fast(x)
     scale = float(reference.abs().max().clamp_min(1e-12))
@@ -170,6 +182,46 @@ def _fold(module: nn.Module, x: torch.Tensor) -> tuple[nn.Module | None, frozens
         return None, frozenset()
     fast.register_forward_pre_hook(_Relay(module))
     return fast, frozenset(names)
+
+
+class _PadFreeSame(nn.Conv2d):
+    """timm's ``Conv2dSame`` (TensorFlow's "same" padding, its odd pixel at the bottom and right)
+    without the padded copy of the input that ``F.pad`` makes each pass: where the padding at the
+    end is one more than at the start, the kernel gains a zero row (column) at its start and the
+    convolution pads both sides by the larger amount — the same windows and the same sums. For the
+    depthwise convolutions of the copy, where the copy is most of the cost (six 96×112×112 maps:
+    2.0 → 1.0 ms on this project's CPU; the stem's dense convolution was slower, so it keeps its pad).
+    The class of a module of the copy is swapped to this one, so it keeps its name and parameters."""
+
+    _kernels: dict[tuple[int, int], torch.Tensor]
+
+    def prepare(self) -> None:
+        """The four kernels (an extra zero row and/or column at the start or not), made once, from
+        the copy's weights in their final layout; normal tensors, so gradient passes can use them."""
+        self._kernels = {
+            (eh, ew): nn.functional.pad(self.weight.detach(), (ew, 0, eh, 0)).contiguous(memory_format=module_memory_format(self))
+            for eh in (0, 1)
+            for ew in (0, 1)
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from timm.layers.padding import get_same_padding
+
+        ph = get_same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], 1)
+        pw = get_same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], 1)
+        kernel = self._kernels[(ph % 2, pw % 2)]
+        return nn.functional.conv2d(x, kernel, self.bias, self.stride, ((ph + 1) // 2, (pw + 1) // 2), 1, self.groups)
+
+
+def _drop_same_pads(fast: nn.Module) -> None:
+    """Swap the depthwise, undilated ``Conv2dSame`` modules of the copy to :class:`_PadFreeSame`."""
+    try:
+        from timm.layers import Conv2dSame
+    except ImportError:  # pragma: no cover - timm is a dependency of camlab
+        return
+    for m in fast.modules():
+        if type(m) is Conv2dSame and m.dilation == (1, 1) and m.groups == m.in_channels > 1 and m.padding_mode == "zeros":
+            m.__class__ = _PadFreeSame
 
 
 class _Relay:
@@ -191,13 +243,15 @@ def folded(module: nn.Module, x: torch.Tensor, keep: str | None = None) -> nn.Mo
     """The network to run ``x`` through: the folded copy of ``module``
     when it has one (made from ``x`` on first use), else ``module`` itself. ``keep``: a layer whose
     output the caller captures; when it is a folded convolution, ``module`` itself."""
-    if module.training or module in _UNFOLDED or not _counters_only(module):
+    if module.training or module in _UNFOLDED:
         return module
-    tensors = _state(module)
+    scan = _scan(module)
+    if scan is None:  # hooked: hooks must see the network's own passes
+        return module
     entry = _CACHE.get(module)
-    if entry is None or not _unchanged(entry[0], tensors):
+    if entry is None or not _unchanged(entry[0], *scan):
         with torch.inference_mode(False), torch.no_grad():  # the copy's weights are normal tensors
-            entry = ([(weakref.ref(t), _stamp(t)) for t in tensors], *_fold(module, x[:1]))
+            entry = (_seen(*scan), *_fold(module, x[:1]))
         _CACHE[module] = entry
     _, fast, convs = entry
     return module if fast is None or keep in convs else fast

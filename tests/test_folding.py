@@ -1,7 +1,8 @@
-"""Batch norm folded into the convolution before it for the passes that need no gradient
-(camlab.folding): the same scores and maps as the network itself, pass counts unchanged, never
-folded across a branch, remade when the weights change, never used while anything but the pass
-counter is hooked in, and never for a target layer that is a folded convolution."""
+"""Batch norm folded into the convolution before it for the methods' passes (camlab.folding): the
+same scores, maps and gradients as the network itself, pass counts unchanged, never folded across
+a branch, remade when the weights or the modules change, never used while anything but the pass
+counter is hooked in, and never for a target layer that is a folded convolution; TensorFlow-"same"
+depthwise convolutions without their padded input copy."""
 
 import copy
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 import camlab
-from camlab.folding import folded, keep_unfolded
+from camlab.folding import _PadFreeSame, folded, keep_unfolded
 from camlab.layers import count_forwards
 from camlab.masking import score_batch
 
@@ -96,6 +97,43 @@ def test_the_copy_is_remade_when_a_weight_changes(x):
     with torch.no_grad():
         expected = net(x).softmax(1).gather(1, t[:, None]).squeeze(1)
     assert torch.allclose(score_batch(net, x, t), expected, atol=1e-6)
+
+
+def test_the_copy_is_remade_when_a_module_is_replaced(x):
+    """A new activation has no tensors: the copy must notice the module itself."""
+    net = nn.Sequential(nn.Conv2d(3, 6, 3), _bn(6, 4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4)).eval()
+    t = torch.arange(3)
+    before = score_batch(net, x, t)
+    net[2] = nn.Tanh()
+    with torch.no_grad():
+        expected = net(x).softmax(1).gather(1, t[:, None]).squeeze(1)
+    after = score_batch(net, x, t)
+    assert not torch.allclose(before, after, atol=1e-4)
+    assert torch.allclose(after, expected, atol=1e-6)
+
+
+def test_same_padded_depthwise_convs_need_no_padded_copy(x):
+    """timm's Conv2dSame pads its input asymmetrically (the odd pixel at the end); in the copy a
+    depthwise one pads symmetrically with a zero row/column added to its kernel instead. Outputs
+    and gradients must equal the network's for even and odd sizes."""
+    from timm.layers import Conv2dSame
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 1), _bn(8, 5), Conv2dSame(8, 8, 3, stride=2, groups=8), _bn(8, 6), nn.ReLU(),
+        Conv2dSame(8, 8, 5, stride=2, groups=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
+    ).eval()
+    fast = folded(net, x)
+    assert sum(isinstance(m, _PadFreeSame) for m in fast.modules()) == 2  # folded or not, both depthwise
+    g = torch.Generator().manual_seed(1)
+    for size in ((16, 16), (17, 15), (13, 18)):
+        xi = torch.randn(2, 3, *size, generator=g)
+        with torch.no_grad():
+            assert torch.allclose(fast(xi), net(xi), atol=1e-5), size
+        xi.requires_grad_(True)
+        (ours,) = torch.autograd.grad(fast(xi)[:, 1].sum(), xi)
+        (theirs,) = torch.autograd.grad(net(xi)[:, 1].sum(), xi)
+        assert torch.allclose(ours, theirs, atol=1e-5), size
 
 
 def test_hooks_other_than_the_counter_keep_the_network(x):
