@@ -16,10 +16,10 @@ The copy is made from the first batch that needs it and checked on it: pairs are
 following the tensors of one pass (a batch norm is folded only when its input is the very tensor
 a convolution returned), and the folded copy's output must match the original's, else the
 original is used. It is remade when any parameter, buffer or submodule of the model changes (an
-in-place update bumps a tensor's version, ``.to()`` makes new tensors). The original network runs instead
-whenever anything but camlab's pass counter (:class:`camlab.layers.count_forwards`) is hooked
-into it — a capture of a layer, a user's hook — so hooks see every pass they expect; the copy
-tells the original's pass counters of every batch it runs, so pass counts do not change.
+in-place update bumps a tensor's version, ``.to()`` makes new tensors). The original network runs
+instead whenever anything but camlab's pass counter (:class:`camlab.layers.count_forwards`) is
+hooked into it — a capture of a layer, a user's hook — so hooks see every pass they expect; the
+copy tells the original's pass counters of every batch it runs, so pass counts do not change.
 :func:`keep_unfolded` opts a model out.
 """
 
@@ -42,7 +42,7 @@ __all__ = ["folded", "keep_unfolded"]
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 # model → (its modules and tensors as seen when the copy was made, the folded copy or None, the
 # names of the convolutions folded in it)
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[list[tuple], nn.Module | None, frozenset[str]]]" = weakref.WeakKeyDictionary()
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[list, list], nn.Module | None, frozenset[str]]]" = weakref.WeakKeyDictionary()
 _UNFOLDED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 # the folded copy's output may differ from the original's by float rounding only
 _TOLERANCE = 1e-3
@@ -240,9 +240,9 @@ class _Relay:
 
 
 def folded(module: nn.Module, x: torch.Tensor, keep: str | None = None) -> nn.Module:
-    """The network to run ``x`` through: the folded copy of ``module``
-    when it has one (made from ``x`` on first use), else ``module`` itself. ``keep``: a layer whose
-    output the caller captures; when it is a folded convolution, ``module`` itself."""
+    """The network to run ``x`` through: the folded copy of ``module`` when it has one (made from
+    ``x`` on first use), else ``module`` itself. ``keep``: a layer whose output the caller
+    captures; when it is a folded convolution, ``module`` itself."""
     if module.training or module in _UNFOLDED:
         return module
     scan = _scan(module)
