@@ -80,9 +80,9 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
         write_csv(pointing_csv, read(pointing_csv) + [{k: v for k, v in r.items() if k != "heatmap"} for r in new])
         print(f"pointing game, {method[0]}: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True)
     table = E.summarize(rows, reference, skipped=rows.skipped)
-    point = read(pointing_csv)
+    point = E.pointing_intervals(read(pointing_csv))
     for r in table:
-        iv = stats.mean_interval([float(p["mass_inside"]) for p in point if p["method"] == r["method"]])
+        iv = point.get(r["method"], stats.mean_interval([]))  # NaN: not run
         r.update(pointing=iv.mean, pointing_lo=iv.lo, pointing_hi=iv.hi)
     write_csv(Path(f"{stem}_summary.csv"), table)
     print(E.format_table(table), flush=True)
@@ -133,7 +133,7 @@ def report(model: str) -> None:
         print(f"no table1_{model}.csv")
         return
     table = E.summarize(rows, "gradcam")
-    point = read(RESULTS / f"table1_{model}_pointing.csv")
+    point = E.pointing_intervals(read(RESULTS / f"table1_{model}_pointing.csv"))
     kmeans = TABLE1.split(",")[-1]
     # the paper's Cluster-CAM (K-means, its eq 22) is neither row exactly: its numbers stand beside both
     paper = {"gradcam": (17.94, 19.15), "gradcampp": (18.44, 19.75), "ablationcam": (12.38, 24.67), "scorecam": (12.21, 25.48), "clustercam": (11.60, 26.10), kmeans: (11.60, 26.10)}
@@ -146,7 +146,7 @@ def report(model: str) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in table:
         p = paper.get(r["method"], ("", ""))
-        iv = stats.mean_interval([float(q["mass_inside"]) for q in point if q["method"] == r["method"]])
+        iv = point.get(r["method"], stats.mean_interval([]))
         pointing = "—" if iv.mean != iv.mean else f"{iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]"  # NaN: not run
         print(f"| {names.get(r['method'], r['method'])} | {cell(r, 'drop')} | {cell(r, 'drop_unclipped')} | {p[0]} | {cell(r, 'increase')} | {p[1]} | {cell(r, 'insertion', 1, 3)} | {cell(r, 'deletion', 1, 3)} | {pointing} | {r['n_forward']:.0f} | {r['seconds']:.3f} |")
     print("\npaired differences to Grad-CAM (percentage points; Wilcoxon p):")

@@ -38,7 +38,7 @@ from .explanation import Explanation
 from .methods import METHODS
 from .models import Classifier, load_model
 
-__all__ = ["METRICS", "MethodSpec", "Rows", "parse_methods", "evaluate", "explanation_rows", "pointing_tiles", "read_skipped", "summarize", "format_table", "pointing_game", "main"]
+__all__ = ["METRICS", "MethodSpec", "Rows", "parse_methods", "evaluate", "explanation_rows", "pointing_tiles", "pointing_intervals", "read_skipped", "summarize", "format_table", "pointing_game", "main"]
 
 METRICS = M.METRICS
 FIELDS = ["image", "class_index", "target", "method", "params", *METRICS, "n_forward", "seconds"]
@@ -238,6 +238,13 @@ def pointing_game(classifier: Classifier, composites: Sequence, methods: Sequenc
                 row["heatmap"] = exp.heatmaps[0]
             rows.append(row)
     return rows, skipped
+
+
+def pointing_intervals(rows: Iterable[dict[str, Any]]) -> dict[str, S.Interval]:
+    """Per method, in the order the rows first name it: the mean share of the map's mass inside
+    its tile over :func:`pointing_game`'s rows (or their CSV) and its 95 % bootstrap interval."""
+    rows = list(rows)
+    return {m: S.mean_interval([float(r["mass_inside"]) for r in rows if r["method"] == m]) for m in dict.fromkeys(r["method"] for r in rows)}
 
 
 def summarize(rows: Iterable[dict[str, Any]], reference: str | None = None, metrics: Sequence[str] | None = None, skipped: dict[str, str] | None = None) -> list[dict[str, Any]]:

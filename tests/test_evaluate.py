@@ -147,3 +147,13 @@ def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_pointing_intervals_per_method_in_order():
+    from camlab.evaluate import pointing_intervals
+    from camlab.stats import mean_interval
+
+    rows = [{"method": m, "mass_inside": str(v)} for m, v in [("b", 0.9), ("a", 0.2), ("b", 0.7), ("a", 0.4), ("b", 0.8)]]
+    got = pointing_intervals(rows)
+    assert list(got) == ["b", "a"]
+    assert got["b"] == mean_interval([0.9, 0.7, 0.8]) and got["a"] == mean_interval([0.2, 0.4])
