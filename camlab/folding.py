@@ -170,11 +170,10 @@ def _fold(module: nn.Module, x: torch.Tensor) -> tuple[nn.Module | None, frozens
         names.add(where[id(conv)][0])
     if not names:
         return None, frozenset()
-    _drop_same_pads(fast)
+    swapped = _drop_same_pads(fast)
     fast.to(memory_format=module_memory_format(module))
-    for m in fast.modules():
-        if isinstance(m, _PadFreeSame):
-            m.prepare()
+    for m in swapped:  # their kernels in the copy's final layout
+        m.prepare()
     with torch.inference_mode():
         out = fast(x)
     scale = float(reference.abs().max().clamp_min(1e-12))
@@ -213,15 +212,17 @@ class _PadFreeSame(nn.Conv2d):
         return nn.functional.conv2d(x, kernel, self.bias, self.stride, ((ph + 1) // 2, (pw + 1) // 2), 1, self.groups)
 
 
-def _drop_same_pads(fast: nn.Module) -> None:
-    """Swap the depthwise, undilated ``Conv2dSame`` modules of the copy to :class:`_PadFreeSame`."""
+def _drop_same_pads(fast: nn.Module) -> list[_PadFreeSame]:
+    """Swap the depthwise, undilated ``Conv2dSame`` modules of the copy to :class:`_PadFreeSame`;
+    returns them."""
     try:
         from timm.layers import Conv2dSame
     except ImportError:  # pragma: no cover - timm is a dependency of camlab
-        return
-    for m in fast.modules():
-        if type(m) is Conv2dSame and m.dilation == (1, 1) and m.groups == m.in_channels > 1 and m.padding_mode == "zeros":
-            m.__class__ = _PadFreeSame
+        return []
+    swapped = [m for m in fast.modules() if type(m) is Conv2dSame and m.dilation == (1, 1) and m.groups == m.in_channels > 1 and m.padding_mode == "zeros"]
+    for m in swapped:
+        m.__class__ = _PadFreeSame
+    return swapped
 
 
 class _Relay:
