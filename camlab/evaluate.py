@@ -72,8 +72,19 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _check_columns(path: Path, fields: Sequence[str] = FIELDS) -> None:
+    """A CSV to resume must have been written with these columns (an older camlab's is refused)."""
+    if path.is_file() and path.stat().st_size:
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if header != list(fields):
+            raise ValueError(f"{path} was written with other columns ({', '.join(header)}); camlab now writes {', '.join(fields)}: write to a new file")
+
+
 def _append(path: Path, row: dict[str, Any], fields: Sequence[str] = FIELDS) -> None:
     new = not path.is_file() or path.stat().st_size == 0
+    if not new:
+        _check_columns(path, fields)
     with path.open("a", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
         if new:
@@ -119,7 +130,7 @@ def explanation_rows(
             "n_forward": exp.n_forward / b if b > 1 else exp.n_forward,
             "seconds": exp.seconds / b,
         }
-        row.update({name: bool(v[i]) if name == "increase" else float(v[i]) for name, v in values.items()})
+        row.update({name: bool(v[i]) if v.dtype == torch.bool else float(v[i]) for name, v in values.items()})
         rows.append(row)
     return rows
 
@@ -167,6 +178,8 @@ def evaluate(
 
     metrics = M.check_metrics(metrics)
     out = Path(out) if out is not None else None
+    if out:
+        _check_columns(out)
     done = {(r["image"], r["method"]) for r in _read_rows(out)} if out else set()
     skipped = read_skipped(out) if out else {}
     rows: list[dict[str, Any]] = []
@@ -288,7 +301,7 @@ def summarize(rows: Iterable[dict[str, Any]], reference: str | None = None, metr
     return table
 
 
-PERCENT = ("drop", "drop_unclipped", "increase")  # shown as percentages, as the paper gives them
+PERCENT = tuple(m for m in METRICS if m.split("_top")[0] in ("drop", "drop_unclipped", "increase", "gain"))  # percentages, as the papers give them
 
 
 def format_table(table: list[dict[str, Any]]) -> str:

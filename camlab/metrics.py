@@ -1,21 +1,36 @@
-"""Evaluation metrics (spec §5), batched, in torch on the model's device.
+"""Evaluation metrics, batched, in torch on the model's device.
 
-Every metric masks through :func:`camlab.masking.apply_masks` — the same function the methods
-use — on the normalised input, and scores with softmax probabilities.
+Every masking metric masks through :func:`camlab.masking.apply_masks` — the same function the
+methods use — on the normalised input, and scores with softmax probabilities.
 
-- :func:`confidence_drop` and :func:`increase` — the paper's Table 1 (eq 23): the explanation
-  input is ``E = X ⊙ H``; ``Y = S_c(X)``, ``O = S_c(E)``. ``drop`` is clipped at 0
-  (Chattopadhyay et al.'s average drop), ``drop_unclipped`` is eq 23 as printed; the paper does
-  not say which it reports (spec §5), so tables show both.
+- :func:`confidence_drop` and :func:`increase` — Feng et al. (2023), Table 1 (eq 23): the
+  explanation input is ``E = X ⊙ H``; ``Y = S_c(X)``, ``O = S_c(E)``. ``drop`` is clipped at 0
+  (Chattopadhyay et al. 2018's average drop), ``drop_unclipped`` is eq 23 as printed (the paper
+  does not say whether it clips, so tables show both).
+- ``gain`` — Average Gain (Zhang et al. 2023, Opti-CAM): ``max(0, O − Y) / (1 − Y)``, the
+  counterpart of the drop, which rewards only losses.
+- Equal area (``drop_top10``, ``increase_top20``, ``gain_top50``, …): the same three on the map
+  binarised to its top 10 %, 20 % or 50 % of pixels (:func:`top_fraction`), so every method keeps
+  the same area and a map cannot win by covering more.
 - :func:`deletion` and :func:`insertion` — Petsiuk et al. (2018): pixels in order of heatmap
   value, removed towards the baseline or inserted into a blurred image, in ``n_steps`` steps;
   the area under the score curve over the fraction of pixels.
+- :func:`road` — ROAD (Rong et al., ICML 2022): remove 10 %, 20 %, …, 90 % of the pixels, most
+  relevant first (``road_morf``, lower is better) or least relevant first (``road_lerf``, higher
+  is better), and *impute* them (:func:`noisy_linear_impute`) instead of blacking them out, so
+  the removed region does not itself tell the model something; ``road = (road_lerf −
+  road_morf) / 2``, higher is better.
 - :func:`grid_pointing` — tiles of known classes in one composite image: the share of the
   heatmap's positive mass inside the target's tile, and whether its maximum lies there.
 - :func:`coverage` — the mean heatmap value, to see when a metric rewards maps that keep most
   of the image.
 
-:func:`measure` computes any of them at once per image (drop and increase share their passes).
+Every pixel ordering (deletion, insertion, ROAD, equal area) breaks ties in the heatmap at random
+with a seed (:func:`pixel_ranks`): a map with many exactly-equal values (Cluster-CAM's are about a
+fifth zeros) would otherwise be ordered in raster order, top rows first.
+
+:func:`measure` computes any of them at once per image (the drops, increases and gains share
+their passes).
 """
 
 from __future__ import annotations
@@ -26,7 +41,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .device import default_batch_size, to_model_format
+from .device import default_batch_size, module_memory_format, to_model_format
+from .imputation import noisy_linear_impute
 from .masking import Baseline, make_baseline, score_batch, score_masked
 
 __all__ = [
@@ -36,16 +52,41 @@ __all__ = [
     "confidence_drop",
     "increase",
     "confidence_summary",
+    "average_gain",
+    "top_fraction",
+    "pixel_ranks",
+    "noisy_linear_impute",
+    "road",
+    "Road",
     "Curves",
     "deletion",
     "insertion",
     "coverage",
     "grid_pointing",
     "PointingResult",
+    "HIGHER_IS_BETTER",
+    "AREAS",
+    "ROAD_FRACTIONS",
 ]
 
-
-METRICS = ("drop", "drop_unclipped", "increase", "insertion", "deletion", "coverage")
+AREAS = (10, 20, 50)  # the equal-area comparison: the map's top 10 %, 20 %, 50 % of pixels
+EQUAL_AREA = tuple(f"{m}_top{a}" for a in AREAS for m in ("drop", "increase", "gain"))
+ROAD_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+METRICS = ("drop", "drop_unclipped", "increase", "gain", "insertion", "deletion", "road_morf", "road_lerf", "road", *EQUAL_AREA, "coverage")
+# which way each metric is better (coverage has no better direction and is left out)
+HIGHER_IS_BETTER = {
+    "drop": False,
+    "drop_unclipped": False,
+    "increase": True,
+    "gain": True,
+    "insertion": True,
+    "deletion": False,
+    "road_morf": False,
+    "road_lerf": True,
+    "road": True,
+    "pointing": True,
+    **{f"{m}_top{a}": m != "drop" for a in AREAS for m in ("drop", "increase", "gain")},
+}
 
 
 def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,27 +144,87 @@ def check_metrics(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
-def measure(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, metrics: Sequence[str] = METRICS, n_steps: int = 32) -> dict[str, torch.Tensor]:
-    """Per-image values (B,) of each named metric of :data:`METRICS`, on the CPU: confidence drop
-    (clipped and unclipped), increase (bool), insertion and deletion areas with ``n_steps``
-    steps, coverage. The drops and increase share one clean and one explained pass."""
+def measure(
+    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, metrics: Sequence[str] = METRICS, n_steps: int = 32, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Per-image values (B,) of each named metric of :data:`METRICS`, on the CPU, in the order of
+    :data:`METRICS`: confidence drop (clipped and unclipped), increase (bool), gain, insertion and
+    deletion areas with ``n_steps`` steps, ROAD, the equal-area drop, increase and gain, coverage.
+    The drops, increases and gains share one clean and one explained pass (and one pass per
+    area); ``seed`` breaks ties in the pixel order and draws ROAD's noise, so reruns are identical.
+
+    >>> values = measure(clf.module, x, exp.heatmaps, exp.targets, ["drop", "gain", "road"])  # doctest: +SKIP
+    """
     metrics = check_metrics(metrics)
+    want = set(metrics)
     out: dict[str, torch.Tensor] = {}
-    if {"drop", "drop_unclipped", "increase"} & set(metrics):
-        y, o = _clean_and_explained(module, x, heatmaps, targets)
-        if "drop" in metrics:
-            out["drop"] = _drop(y, o).cpu()
-        if "drop_unclipped" in metrics:
-            out["drop_unclipped"] = _drop(y, o, clip=False).cpu()
-        if "increase" in metrics:
-            out["increase"] = (o > y).cpu()
-    if "insertion" in metrics:
-        out["insertion"] = insertion(module, x, heatmaps, targets, n_steps=n_steps).auc
-    if "deletion" in metrics:
-        out["deletion"] = deletion(module, x, heatmaps, targets, n_steps=n_steps).auc
-    if "coverage" in metrics:
+    if want & {"drop", "drop_unclipped", "increase", "gain", *EQUAL_AREA}:
+        x_, h, t = _prepare(module, x, heatmaps, targets)
+        y = score_batch(module, x_, t)
+        owner = torch.arange(x_.shape[0], device=x_.device)
+        bs = default_batch_size(x_.device)
+        explained = {"": h}
+        if want & set(EQUAL_AREA):
+            for a in AREAS:
+                explained[f"_top{a}"] = top_fraction(h, a / 100, seed)
+        for suffix, maps in explained.items():
+            if not want & {f"drop{suffix}", f"increase{suffix}", f"gain{suffix}", f"drop_unclipped{suffix}"}:
+                continue
+            o = score_masked(module, x_, maps, owner, t, normalize=False, batch_size=bs)
+            values = {"drop": _drop(y, o), "drop_unclipped": _drop(y, o, clip=False), "increase": o > y, "gain": _gain(y, o)}
+            out.update({f"{k}{suffix}": v.cpu() for k, v in values.items() if f"{k}{suffix}" in want})
+    if "insertion" in want:
+        out["insertion"] = insertion(module, x, heatmaps, targets, n_steps=n_steps, seed=seed).auc
+    if "deletion" in want:
+        out["deletion"] = deletion(module, x, heatmaps, targets, n_steps=n_steps, seed=seed).auc
+    if want & {"road", "road_morf", "road_lerf"}:
+        r = road(module, x, heatmaps, targets, seed=seed)
+        out.update({k: v for k, v in (("road_morf", r.morf_mean), ("road_lerf", r.lerf_mean), ("road", r.score)) if k in want})
+    if "coverage" in want:
         out["coverage"] = coverage(heatmaps).cpu()
-    return out
+    return {m: out[m] for m in METRICS if m in out}
+
+
+def _gain(y: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    """Average Gain's per-image term ``max(0, O − Y) / (1 − Y)`` (0 when Y = 1: nothing to gain)."""
+    room = 1 - y
+    return torch.where(room > 0, (o - y).clamp_min(0) / torch.where(room > 0, room, torch.ones_like(room)), torch.zeros_like(y))
+
+
+def average_gain(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros") -> torch.Tensor:
+    """Per-image Average Gain term (Zhang et al. 2023, Opti-CAM, eq 13): ``max(0, O − Y) / (1 − Y)``
+    with ``E = X ⊙ H``; higher is better, ``100 · mean`` is the paper's "AG".
+
+    >>> average_gain(clf.module, x, exp.heatmaps, exp.targets)  # doctest: +SKIP
+    """
+    y, o = _clean_and_explained(module, x, heatmaps, targets, baseline)
+    return _gain(y, o)
+
+
+def pixel_ranks(heatmaps: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """B×H×W heatmaps → B×(H·W) rank of every pixel, 0 for the most relevant (highest value).
+
+    Equal values are ordered at random (a seeded permutation per image), never by position: a
+    stable sort would remove tied pixels top row first.
+    """
+    h = torch.as_tensor(heatmaps).flatten(1)
+    b, n = h.shape
+    gen = torch.Generator().manual_seed(int(seed))
+    shuffle = torch.argsort(torch.rand(b, n, generator=gen), dim=1).to(h.device)
+    order = shuffle.gather(1, torch.argsort(h.gather(1, shuffle), dim=1, descending=True, stable=True))
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(n, device=h.device).expand(b, n))
+    return rank
+
+
+def top_fraction(heatmaps: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+    """The map binarised to its top ``fraction`` of pixels (exactly ``round(fraction · H·W)`` ones
+    per map, ties broken at random by :func:`pixel_ranks`), in the heatmaps' dtype."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    h = torch.as_tensor(heatmaps)
+    n = h.shape[-2] * h.shape[-1]
+    return (pixel_ranks(h, seed) < round(fraction * n)).to(h.dtype if h.is_floating_point() else torch.float32).view(h.shape)
 
 
 def confidence_summary(drops: torch.Tensor | Sequence[float], increases: torch.Tensor | Sequence[bool]) -> dict[str, float]:
@@ -142,24 +243,23 @@ class Curves:
     auc: torch.Tensor
 
 
-def _order_masks(h: torch.Tensor, n_steps: int) -> torch.Tensor:
-    """B×(n_steps+1)×H×W binary masks: step k holds the top ``k/n_steps`` of the pixels by heatmap value."""
+def _order_masks(h: torch.Tensor, n_steps: int, seed: int = 0) -> torch.Tensor:
+    """B×(n_steps+1)×H×W binary masks: step k holds the top ``k/n_steps`` of the pixels by heatmap
+    value (ties at random, :func:`pixel_ranks`)."""
     b, hh, ww = h.shape
     n = hh * ww
-    order = torch.argsort(h.flatten(1), dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(n, device=h.device).expand(b, n))
+    rank = pixel_ranks(h, seed)
     counts = torch.round(torch.linspace(0, n, n_steps + 1, device=h.device)).long()
     return (rank[:, None, :] < counts[None, :, None]).to(h.dtype).view(b, n_steps + 1, hh, ww)
 
 
 @torch.no_grad()
-def _curves(module, x, heatmaps, targets, n_steps, mode, baseline, batch_size) -> Curves:
+def _curves(module, x, heatmaps, targets, n_steps, mode, baseline, batch_size, seed=0) -> Curves:
     if n_steps < 1:
         raise ValueError(f"n_steps must be ≥ 1, got {n_steps}")
     x, h, t = _prepare(module, x, heatmaps, targets)
     b = x.shape[0]
-    steps = _order_masks(h, n_steps)  # 1 where the pixel is among the top k
+    steps = _order_masks(h, n_steps, seed)  # 1 where the pixel is among the top k
     if mode == "deletion":
         keep, bases = 1 - steps, make_baseline(x, baseline)
     else:
@@ -171,14 +271,83 @@ def _curves(module, x, heatmaps, targets, n_steps, mode, baseline, batch_size) -
     return Curves(fractions.cpu(), scores.cpu(), torch.trapezoid(scores, fractions, dim=1).cpu())
 
 
-def deletion(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, baseline: Baseline = "zeros", batch_size: int | None = None) -> Curves:
-    """Remove pixels (most salient first) towards the baseline; lower area is better."""
-    return _curves(module, x, heatmaps, targets, n_steps, "deletion", baseline, batch_size)
+def deletion(
+    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, baseline: Baseline = "zeros", batch_size: int | None = None, seed: int = 0
+) -> Curves:
+    """Remove pixels (most salient first, ties at random with ``seed``) towards the baseline;
+    lower area is better (Petsiuk et al. 2018)."""
+    return _curves(module, x, heatmaps, targets, n_steps, "deletion", baseline, batch_size, seed)
 
 
-def insertion(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, batch_size: int | None = None) -> Curves:
-    """Insert pixels (most salient first) into a blurred copy of the image; higher area is better."""
-    return _curves(module, x, heatmaps, targets, n_steps, "insertion", "blur", batch_size)
+def insertion(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, batch_size: int | None = None, seed: int = 0) -> Curves:
+    """Insert pixels (most salient first, ties at random with ``seed``) into a blurred copy of the
+    image; higher area is better (Petsiuk et al. 2018)."""
+    return _curves(module, x, heatmaps, targets, n_steps, "insertion", "blur", batch_size, seed)
+
+
+@dataclass
+class Road:
+    """ROAD's score curves: ``morf`` and ``lerf`` are B×F target probabilities after removing the
+    ``fractions`` of pixels most (least) relevant first and imputing them."""
+
+    fractions: torch.Tensor
+    morf: torch.Tensor
+    lerf: torch.Tensor
+
+    @property
+    def morf_mean(self) -> torch.Tensor:
+        """``road_morf`` (B,): mean probability over the fractions, most relevant removed first; lower is better."""
+        return self.morf.mean(1)
+
+    @property
+    def lerf_mean(self) -> torch.Tensor:
+        """``road_lerf`` (B,): mean probability over the fractions, least relevant removed first; higher is better."""
+        return self.lerf.mean(1)
+
+    @property
+    def score(self) -> torch.Tensor:
+        """``road`` (B,) = (road_lerf − road_morf) / 2; higher is better."""
+        return (self.lerf_mean - self.morf_mean) / 2
+
+
+@torch.no_grad()
+def road(
+    module: nn.Module,
+    x: torch.Tensor,
+    heatmaps: torch.Tensor,
+    targets,
+    fractions: Sequence[float] = ROAD_FRACTIONS,
+    noise: float = 0.01,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> Road:
+    """ROAD (Rong et al., ICML 2022): for each fraction p, remove the ``round(p·H·W)`` pixels with
+    the highest heatmap values (MoRF) or the lowest (LeRF), ties at random (:func:`pixel_ranks`),
+    impute them with :func:`noisy_linear_impute` (noise σ = ``noise``, drawn from ``seed``) and
+    score the target's softmax probability. One imputation per image × fraction × order; the
+    imputed images are scored ``batch_size`` at a time.
+
+    >>> r = road(clf.module, x, exp.heatmaps, exp.targets)  # doctest: +SKIP
+    >>> r.score  # (road_lerf − road_morf) / 2 per image
+    """
+    x, h, t = _prepare(module, x, heatmaps, targets)
+    f = torch.as_tensor(list(fractions), dtype=torch.float64)
+    if f.numel() == 0 or bool(((f <= 0) | (f >= 1)).any()):
+        raise ValueError(f"ROAD's fractions must lie strictly between 0 and 1, got {list(fractions)}")
+    b, n = x.shape[0], h.shape[-2] * h.shape[-1]
+    counts = torch.round(f * n).long().to(h.device)
+    rank = pixel_ranks(h, seed)  # B×n
+    morf = rank[:, None, :] < counts[None, :, None]  # B×F×n: the top p removed
+    lerf = rank[:, None, :] >= (n - counts)[None, :, None]  # the bottom p removed
+    removed = torch.cat([morf, lerf], dim=1).view(b * 2 * len(f), *h.shape[-2:])
+    owner = torch.arange(b, device=x.device).repeat_interleave(2 * len(f))
+    gen = torch.Generator().manual_seed(int(seed))
+    imputed = noisy_linear_impute(x[owner], removed, noise=noise, generator=gen).to(x.device, x.dtype)
+    bs = batch_size or default_batch_size(x.device)
+    layout = module_memory_format(module)
+    scores = torch.cat([score_batch(module, imputed[i : i + bs].contiguous(memory_format=layout), t[owner[i : i + bs]]) for i in range(0, len(owner), bs)])
+    scores = scores.view(b, 2, len(f)).cpu()
+    return Road(f.to(scores.dtype), scores[:, 0], scores[:, 1])
 
 
 def coverage(heatmaps: torch.Tensor) -> torch.Tensor:

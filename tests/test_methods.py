@@ -307,4 +307,5 @@ def test_bad_options_are_clear_errors(lite0):
 
 
 def test_registry_names():
-    assert set(METHODS) == {"cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam", "clustercam"}
+    assert {"cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "ablationcam", "scorecam", "groupcam", "clustercam", "sobel"} <= set(METHODS)
+    assert all(cls.name == name for name, cls in METHODS.items())

@@ -3,11 +3,14 @@
 from .base import BaseCAM, Context
 from .cam import CAM
 from .cluster import ClusterCAM, ClusterState
-from .gradient import GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM
+from .eigen import EigenCAM
+from .gradient import GradCAM, GradCAMpp, HiResCAM, LayerCAM, SmoothGradCAMpp, XGradCAM
 from .perturbation import AblationCAM, GroupCAM, ScoreCAM
+from .sobel import SobelCAM
 
 METHODS: dict[str, type[BaseCAM]] = {
-    m.name: m for m in (CAM, GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM, AblationCAM, ScoreCAM, GroupCAM, ClusterCAM)
+    m.name: m
+    for m in (CAM, GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM, LayerCAM, HiResCAM, EigenCAM, AblationCAM, ScoreCAM, GroupCAM, ClusterCAM, SobelCAM)
 }
 
 __all__ = [
@@ -21,6 +24,10 @@ __all__ = [
     "GradCAMpp",
     "SmoothGradCAMpp",
     "XGradCAM",
+    "LayerCAM",
+    "HiResCAM",
+    "EigenCAM",
+    "SobelCAM",
     "AblationCAM",
     "ScoreCAM",
     "GroupCAM",

@@ -1,8 +1,10 @@
-"""Gradient-weighted CAMs (spec §2, eq 3–6): Grad-CAM, Grad-CAM++, SmoothGrad-CAM++, XGrad-CAM.
+"""Gradient-weighted CAMs: Grad-CAM, Grad-CAM++, SmoothGrad-CAM++, XGrad-CAM (Feng et al. 2023,
+eq 3–6), and the element-wise LayerCAM (Jiang et al. 2021) and HiResCAM (Draelos & Carin 2020).
 
-All four take ``g = ∂S_c/∂F`` (``S_c`` the target logit) from the one forward pass of the base
-pipeline, computed with ``torch.autograd.grad``; they differ only in how ``g`` becomes a channel
-weight. Every 0/0 is defined as 0, so constant or all-zero maps never give NaN.
+All take ``g = ∂S_c/∂F`` (``S_c`` the target logit) from the one forward pass of the base
+pipeline, computed with ``torch.autograd.grad``; the first four turn ``g`` into a channel weight,
+the last two keep it per position. Every 0/0 is defined as 0, so constant or all-zero maps never
+give NaN.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ..folding import folded
 from ..layers import capture
 from .base import BaseCAM, Context
 
-__all__ = ["GradCAM", "GradCAMpp", "SmoothGradCAMpp", "XGradCAM", "gradcampp_weights"]
+__all__ = ["GradCAM", "GradCAMpp", "SmoothGradCAMpp", "XGradCAM", "LayerCAM", "HiResCAM", "gradcampp_weights"]
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -124,3 +126,34 @@ class SmoothGradCAMpp(BaseCAM):
             d3 = d3 + (g**3).sum(0)
         n = self.n_samples
         return gradcampp_weights(ctx.activations, d1 / n, d2 / n, d3 / n)
+
+
+class LayerCAM(BaseCAM):
+    r"""LayerCAM (Jiang et al., IEEE TIP 2021, eq 6–7): the positive gradient kept per position,
+    :math:`L = \mathrm{ReLU}\big(\sum_n \mathrm{ReLU}(\partial S_c/\partial F_n) \odot F_n\big)`.
+
+    >>> exp = LayerCAM(clf.module, "blocks.6")(x)  # doctest: +SKIP
+    """
+
+    name = "layercam"
+    needs_gradients = True
+
+    def compute(self, ctx: Context) -> torch.Tensor:
+        return (ctx.gradients.clamp_min(0) * ctx.activations).sum(dim=1)
+
+
+class HiResCAM(BaseCAM):
+    r"""HiResCAM (Draelos & Carin 2020): the gradient kept per position, sign and all,
+    :math:`L = \mathrm{ReLU}\big(\sum_n (\partial S_c/\partial F_n) \odot F_n\big)`.
+
+    Where the gradient is constant in space — a layer followed only by global average pooling
+    and a linear head, such as efficientnet's ``bn2`` — it equals Grad-CAM.
+
+    >>> exp = HiResCAM(clf.module, "blocks.6")(x)  # doctest: +SKIP
+    """
+
+    name = "hirescam"
+    needs_gradients = True
+
+    def compute(self, ctx: Context) -> torch.Tensor:
+        return (ctx.gradients * ctx.activations).sum(dim=1)
