@@ -5,6 +5,7 @@ Cluster-CAM grid that chooses the defaults.
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py alpha_q            # α and Q around the best two pairs
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1 --model efficientnet_lite2 [--pointing]
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1v2 --model efficientnet_lite0   # Step 10: every metric
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity [--methods gradcam,sobel]      # Adebayo's checks, 50 images
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py swap               # Fig. 3's base/scissors swap rate
     .venv/bin/python benchmarks/full_run.py choose | report --model M                  # the rule; RESULTS.md's tables
 
@@ -44,6 +45,11 @@ TABLE1 = "cam,gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,gr
 # insertion with ties broken at random), the three later baselines and the Sobel control; the
 # cheap methods first in each image's turn, so that a run cut short has them for every image done
 TABLE1_V2 = "gradcam,cam,gradcampp,xgradcam,layercam,hirescam,eigencam,sobel,clustercam,clustercam:alpha=0.8;clustering=kmeans;coupling=normalized;n_clusters=8,groupcam,smoothgradcampp,ablationcam,scorecam"
+# the sanity checks: every method at the model's target layer, Cluster-CAM with each coupling,
+# the cheap ones first (a run cut short has them); on every 4th dev image (50 images)
+SANITY = "gradcam,gradcampp,xgradcam,layercam,hirescam,cam,eigencam,sobel,clustercam,clustercam:coupling=paper,clustercam:coupling=weighted,groupcam,smoothgradcampp,ablationcam,scorecam"
+SANITY_STEP = 4
+SANITY_CHUNK = 10
 SEEDS = range(5)
 # Q and α of the grid and the centre of the α/Q part: camlab's defaults when the run began (fixed
 # here so that the run's labels do not move when the defaults it chooses are set).
@@ -113,6 +119,34 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
             print(f"  {label}: heatmap correlation between seeds {st['corr']:.3f}", flush=True)
 
 
+def sanity(clf, labels: list[str]) -> None:
+    """Adebayo et al.'s model randomisation (cascading and independent) and the random-logit
+    check for every method of ``labels`` on every ``SANITY_STEP``-th dev image, appended to
+    ``sanity_<model>.csv`` and ``random_logit_<model>.csv`` one method × check at a time (a run
+    cut short keeps what it finished)."""
+    from camlab import sanity as S
+
+    records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")[::SANITY_STEP]
+    names = [r.path.name for r in records]
+    rand_csv, logit_csv = RESULTS / f"sanity_{clf.name}.csv", RESULTS / f"random_logit_{clf.name}.csv"
+    done = {(r["method"], r["mode"]) for r in read(rand_csv)} | {(r["method"], "random_logit") for r in read(logit_csv)}
+    for label, name, kw in E.parse_methods(labels):
+        for mode in ("cascading", "independent", "random_logit"):
+            if (label, mode) in done:
+                continue
+            start, rows = time.perf_counter(), []
+            for i in range(0, len(records), SANITY_CHUNK):
+                x = clf.preprocess([r.path for r in records[i : i + SANITY_CHUNK]])
+                if mode == "random_logit":
+                    part = S.random_logit(name, clf.module, clf.target_layer, x, seed=0, **kw)
+                else:
+                    part = S.model_randomization(name, clf.module, clf.target_layer, x, mode=mode, seed=0, **kw)
+                rows += [{"method": label, **({} if mode == "random_logit" else {"mode": mode}), **r, "image": names[i + r["image"]]} for r in part]
+            path = logit_csv if mode == "random_logit" else rand_csv
+            write_csv(path, read(path) + rows)
+            print(f"sanity {label} {mode}: {len(rows)} rows ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
 def swaps(clf) -> None:
     """Fig. 3's claim as a rate: on the composites whose two tiles the model both ranks in its
     top 5, is the base for one class the scissors for the other (Cluster-CAM's defaults)?"""
@@ -168,7 +202,8 @@ def report(model: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=("grid", "alpha_q", "table1", "table1v2", "swap", "choose", "report"))
+    p.add_argument("part", choices=("grid", "alpha_q", "table1", "table1v2", "sanity", "swap", "choose", "report"))
+    p.add_argument("--methods", default=None, help="sanity: the methods (default: all of SANITY)")
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--device", default="auto")
     p.add_argument("--pointing", action="store_true", help="table1: also the pointing game (about 50 min on this CPU: Score-CAM on 185 tiles)")
@@ -186,6 +221,9 @@ def main(argv=None) -> int:
     clf = camlab.load_model(args.model, device=camlab.resolve_device(args.device))
     if args.part == "swap":
         swaps(clf)
+        return 0
+    if args.part == "sanity":
+        sanity(clf, (args.methods or SANITY).split(","))
         return 0
     if args.part == "table1":
         measure(clf, "table1", TABLE1.split(","), "gradcam", stability=False, pointing=args.pointing)

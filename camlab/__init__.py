@@ -8,7 +8,7 @@
 torch.Size([1, 224, 224])
 """
 
-from . import clustering, data, folding, masking, metrics, plot
+from . import clustering, data, folding, masking, metrics, plot, sanity
 from .device import resolve_device
 from .explanation import Explanation
 from .images import load_image
@@ -56,6 +56,7 @@ __all__ = [
     "folding",
     "masking",
     "metrics",
+    "sanity",
     "normalize_maps",
     "upsample",
     "Classifier",

@@ -5,6 +5,8 @@
 - :func:`paired_difference`: the mean of per-image differences to a reference, its bootstrap
   interval and the Wilcoxon signed-rank p (``scipy.stats.wilcoxon``);
 - :func:`ratio_interval`: a ratio of two means over paired values (a speed-up) and its interval;
+- :func:`ranking_agreement`: Kendall's τ between the rankings of methods by two metrics
+  (``scipy.stats.kendalltau``) and its bootstrap interval over images;
 - :func:`overlap`: whether two intervals overlap — when they do, the data cannot separate the
   two means, and the workbook says so instead of naming a winner.
 """
@@ -18,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Interval", "Difference", "mean_interval", "paired_difference", "ratio_interval", "overlap", "CONFIDENCE", "N_RESAMPLES"]
+__all__ = ["Interval", "Difference", "mean_interval", "paired_difference", "ratio_interval", "ranking_agreement", "overlap", "CONFIDENCE", "N_RESAMPLES"]
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -114,6 +116,40 @@ def ratio_interval(numerator: Sequence[float] | np.ndarray, denominator: Sequenc
         return Interval(ratio, ratio, ratio, int(a.size))
     ci = stats.bootstrap((a, b), lambda u, v, axis=-1: u.mean(axis) / v.mean(axis), paired=True, confidence_level=confidence, n_resamples=n_resamples, method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
     return Interval(ratio, float(ci.low), float(ci.high), int(a.size))
+
+
+def ranking_agreement(a: np.ndarray, b: np.ndarray, paired: bool = True, confidence: float = CONFIDENCE, n_resamples: int = 2000, seed: int = 0) -> Interval:
+    """Kendall's τ (τ-b, ``scipy.stats.kendalltau``) between the rankings of M methods by two
+    metrics, and its percentile bootstrap interval over the images.
+
+    Args:
+        a, b: M×N per-image values of the two metrics (one row per method, in the same order),
+            each oriented so that higher is better; a method's score is its mean over the images.
+        paired: the columns of ``a`` and ``b`` are the same images (resampled together); else
+            each is resampled on its own (e.g. a metric measured on other units, such as tiles).
+    Returns:
+        τ on all images, the interval, and ``n`` = the images of ``a``.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"a and b must be M×N matrices with one row per method, got shapes {a.shape} and {b.shape}")
+    if paired and a.shape != b.shape:
+        raise ValueError(f"paired metrics need the same images, got {a.shape[1]} and {b.shape[1]}")
+
+    def tau(u: np.ndarray, v: np.ndarray) -> float:
+        t = stats.kendalltau(np.nanmean(u, axis=1), np.nanmean(v, axis=1)).statistic
+        return float(t) if np.isfinite(t) else 0.0  # a metric that ties every method ranks nothing
+
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        i = rng.integers(0, a.shape[1], a.shape[1])
+        j = i if paired else rng.integers(0, b.shape[1], b.shape[1])
+        draws.append(tau(a[:, i], b[:, j]))
+    lo, hi = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(tau(a, b), float(lo), float(hi), int(a.shape[1]))
 
 
 def overlap(a: Interval, b: Interval) -> bool:
