@@ -26,7 +26,8 @@ FULL_PARAMETERS: dict[str, dict[str, Any]] = {
     "03_gradient_free_cams": {"n_images": 4},
     "06_ablations": {"n_images": 200, "n_composites": 20},
     "07_evaluation_metrics": {"n_images": 200, "methods": _ALL_METHODS, "n_steps": 32, "n_composites": 20},
-    "08_efficiency": {"n_images": 10, "methods": _ALL_METHODS, "repeats": 3},
+    "08_sanity_checks": {"n_images": 16, "methods": _ALL_METHODS + ["layercam", "eigencam", "sobel"]},
+    "09_efficiency": {"n_images": 10, "methods": _ALL_METHODS, "repeats": 3},
 }
 
 

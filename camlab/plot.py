@@ -14,7 +14,7 @@ from PIL import Image
 
 from .explanation import Explanation
 
-__all__ = ["to_rgb_array", "overlay", "grid"]
+__all__ = ["to_rgb_array", "overlay", "grid", "similarity_curves"]
 
 
 def to_rgb_array(image) -> np.ndarray:
@@ -124,3 +124,31 @@ def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images
     overlay(rgb, explanation.heatmaps[index], ax=axes[1, q_count], title=f"{coupling}" + ("" if alpha is None else f", α={alpha}"))
     fig.tight_layout()
     return fig
+
+
+def similarity_curves(rows: Sequence[Mapping], measure: str = "spearman", ax=None, title: str | None = None):
+    """Adebayo et al.'s Fig. 2/4 layout: for each method of the sanity-check ``rows`` (those of
+    :func:`camlab.sanity.model_randomization` with a ``method`` column, e.g. from the committed
+    CSV), the mean ``measure`` per randomisation step with its 95 % bootstrap interval; the
+    x axis names the block re-initialised at each step (the untouched model first)."""
+    from .stats import mean_interval
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    methods = list(dict.fromkeys(str(r["method"]) for r in rows))
+    steps = sorted({int(r["step"]) for r in rows})
+    blocks = {int(r["step"]): str(r["block"]) or "none" for r in rows}
+    for m in methods:
+        ivs = [mean_interval([float(r[measure]) for r in rows if str(r["method"]) == m and int(r["step"]) == s]) for s in steps]
+        mean = np.array([iv.mean for iv in ivs])
+        line = ax.plot(steps, mean, marker="o", ms=3, label=m)[0]
+        ax.fill_between(steps, [iv.lo for iv in ivs], [iv.hi for iv in ivs], color=line.get_color(), alpha=0.15)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xticks(steps, [blocks[s] for s in steps], rotation=60, fontsize=7)
+    ax.set_xlabel("re-initialised (cumulatively from the top)" if any("cascading" == str(r.get("mode", "cascading")) for r in rows) else "re-initialised")
+    ax.set_ylabel(f"{measure} to the trained model's map")
+    ax.set_ylim(-1.05, 1.05)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    return ax

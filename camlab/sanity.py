@@ -150,6 +150,7 @@ def model_randomization(
     seed: int = 0,
     blocks: Sequence[str] | None = None,
     progress: bool = False,
+    keep_maps: bool = False,
     **method_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Adebayo et al.'s model parameter randomisation test for one method on a batch ``x``.
@@ -162,7 +163,8 @@ def model_randomization(
     Returns:
         one row per step × image: ``step``, ``block`` (the block re-initialised at that step,
         ``""`` at step 0), ``image`` (index in the batch), the :data:`SIMILARITIES` of its map to
-        the untouched model's, and ``constant`` (the randomised map, or the original, is flat).
+        the untouched model's, and ``constant`` (the randomised map, or the original, is flat);
+        with ``keep_maps`` also the map itself under ``"heatmap"``.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
@@ -173,7 +175,10 @@ def model_randomization(
     if missing:
         raise ValueError(f"no block {missing[0]!r} in {type(model).__name__}; its blocks: {', '.join(randomization_blocks(model))}")
     original, targets = _maps(cls, model, layer, x, None, method_kwargs)
-    rows = [{"step": 0, "block": "", "image": i, **similarity(original[i], original[i])} for i in range(len(x))]
+    def row(step: int, block: str, i: int, maps: torch.Tensor) -> dict[str, Any]:
+        return {"step": step, "block": block, "image": i, **similarity(original[i], maps[i]), **({"heatmap": maps[i]} if keep_maps else {})}
+
+    rows = [row(0, "", i, original) for i in range(len(x))]
     cascade = copy.deepcopy(model) if mode == "cascading" else None
     from tqdm.auto import tqdm
 
@@ -181,7 +186,7 @@ def model_randomization(
         net = cascade if cascade is not None else copy.deepcopy(model)
         _reinitialise(net.get_submodule(block), seed + k)
         maps, _ = _maps(cls, net, layer, x, targets, method_kwargs)
-        rows.extend({"step": k, "block": block, "image": i, **similarity(original[i], maps[i])} for i in range(len(x)))
+        rows.extend(row(k, block, i, maps) for i in range(len(x)))
     return rows
 
 

@@ -21,14 +21,15 @@ SMALL = {
         "alphas": [0.2, 0.8], "qs": [2, 3], "ks": [1, 2], "n_composites": 1, "stability_seeds": 2, "n_steps": 2,
     },
     "07_evaluation_metrics": {"n_images": 2, "layer": "blocks.6", "methods": ["gradcam", "clustercam"], "n_steps": 4, "n_composites": 1},
-    "08_efficiency": {"n_images": 1, "device": "cpu", "methods": ["gradcam", "clustercam"], "layers": ["blocks.6", "bn2"], "layer_methods": ["gradcam", "clustercam"], "q_values": [2, 4]},
+    "08_sanity_checks": {"n_images": 1, "layer": "blocks.6", "methods": ["gradcam", "sobel"]},
+    "09_efficiency": {"n_images": 1, "device": "cpu", "methods": ["gradcam", "clustercam"], "layers": ["blocks.6", "bn2"], "layer_methods": ["gradcam", "clustercam"], "q_values": [2, 4]},
 }
 
 
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams", "04_spectral_clustering",
-        "05_cluster_cam", "06_ablations", "07_evaluation_metrics", "08_efficiency",
+        "05_cluster_cam", "06_ablations", "07_evaluation_metrics", "08_sanity_checks", "09_efficiency",
     ]
 
 
@@ -64,7 +65,7 @@ def test_every_kind_of_parameter_is_exercised():
             if k in params:
                 kinds[k] = True
     assert all(kinds.values()), kinds
-    assert SMALL["01_vanilla_cam"]["model"] != "efficientnet_lite0" and SMALL["08_efficiency"]["device"] == "cpu"
+    assert SMALL["01_vanilla_cam"]["model"] != "efficientnet_lite0" and SMALL["09_efficiency"]["device"] == "cpu"
 
 
 def test_full_parameters_name_real_notebooks_and_parameters():
