@@ -200,6 +200,68 @@ def report(model: str) -> None:
             print(f"  {other} / clustercam seconds per image: {iv.mean:.2f}× [{iv.lo:.2f}, {iv.hi:.2f}] ({len(both)} images)")
 
 
+def complete_rows(rows: list[dict]) -> list[dict]:
+    """The rows of the images that every method has (a run cut short has only the first methods
+    of its last image)."""
+    methods = {r["method"] for r in rows}
+    by: dict[str, set] = {}
+    for r in rows:
+        by.setdefault(r["image"], set()).add(r["method"])
+    return [r for r in rows if by[r["image"]] == methods]
+
+
+def report_v2(model: str) -> None:
+    """RESULTS.md's Step 10 tables (Markdown) from the committed CSVs: Table 1 with every metric,
+    Cluster-CAM's paired differences to Grad-CAM and Score-CAM, the agreement of the metrics, and
+    the sanity checks."""
+    from camlab.agreement import metric_agreement
+    from camlab.metrics import HIGHER_IS_BETTER
+
+    rows = complete_rows(read(RESULTS / f"table1v2_{model}.csv"))
+    if rows:
+        cols = ["drop", "increase", "gain", "insertion", "deletion", "road_morf", "road_lerf", "road", "drop_top10", "drop_top20", "drop_top50", "coverage"]
+        table = E.summarize(rows, metrics=cols)
+        pct = {"drop", "increase", "gain", "drop_top10", "drop_top20", "drop_top50"}
+
+        def cell(r, m, suffix=""):
+            k, d = (100.0, 1) if m in pct else (1.0, 3)
+            return f"{k * r[m + suffix]:.{d}f} [{k * r[m + suffix + '_lo']:.{d}f}, {k * r[m + suffix + '_hi']:.{d}f}]"
+
+        print(f"| method ({model}, {table[0]['images']} images) | " + " | ".join(c + (" %" if c in pct else "") for c in cols) + " | passes |")
+        print("|---|" + "---:|" * (len(cols) + 1))
+        for r in table:
+            print(f"| {r['method']} | " + " | ".join(cell(r, c) for c in cols) + f" | {r['n_forward']:.0f} |")
+        for ref in ("gradcam", "scorecam"):
+            diff = {r["method"]: r for r in E.summarize(rows, ref, metrics=cols[:-1])}
+            print(f"\nclustercam − {ref}, paired over {table[0]['images']} images (better / worse when the interval excludes 0):")
+            r = diff["clustercam"]
+            for m in cols[:-1]:
+                lo, hi = r[m + "_diff_lo"], r[m + "_diff_hi"]
+                tag = "not separated" if lo <= 0 <= hi else ("better" if (r[m + "_diff"] > 0) == HIGHER_IS_BETTER[m] else "worse")
+                print(f"  {m}: {cell(r, m, '_diff')} p={r[m + '_p']:.2g} — {tag}")
+        pointing = read(RESULTS / f"table1_{model}_pointing.csv")
+        metrics = ["drop", "increase", "gain", "insertion", "deletion", "road", "drop_top20"]
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        if pointing:
+            methods = [m for m in methods if m in {p["method"] for p in pointing}]
+            metrics.append("pointing")
+        print(f"\nKendall's τ between the rankings of {len(methods)} methods ({', '.join(methods)}):")
+        for q in metric_agreement(rows, metrics, methods, pointing_rows=pointing or None):
+            print(f"  {q['a']} vs {q['b']}: {q['tau']:+.2f} [{q['lo']:+.2f}, {q['hi']:+.2f}]")
+    san = read(RESULTS / f"sanity_{model}.csv")
+    if san:
+        print(f"\n| method ({model}, {len({r['image'] for r in san})} images) | Spearman, all blocks random (cascading) | SSIM | HOG | flat maps | random logit Spearman |")
+        print("|---|---:|---:|---:|---:|---:|")
+        logit = read(RESULTS / f"random_logit_{model}.csv")
+        last = max(int(r["step"]) for r in san)
+        for m in dict.fromkeys(r["method"] for r in san):
+            end = [r for r in san if r["method"] == m and r["mode"] == "cascading" and int(r["step"]) == last]
+            ivs = [stats.mean_interval([float(r[k]) for r in end]) for k in ("spearman", "ssim", "hog")]
+            lg = stats.mean_interval([float(r["spearman"]) for r in logit if r["method"] == m])
+            flat = sum(r["constant"] == "True" for r in end) / max(1, len(end))
+            print(f"| {m} | " + " | ".join(f"{iv.mean:.2f} [{iv.lo:.2f}, {iv.hi:.2f}]" for iv in ivs) + f" | {100 * flat:.0f} % | {lg.mean:.2f} [{lg.lo:.2f}, {lg.hi:.2f}] |")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=("grid", "alpha_q", "table1", "table1v2", "sanity", "swap", "choose", "report"))
@@ -217,6 +279,7 @@ def main(argv=None) -> int:
         return 0
     if args.part == "report":
         report(args.model)
+        report_v2(args.model)
         return 0
     clf = camlab.load_model(args.model, device=camlab.resolve_device(args.device))
     if args.part == "swap":

@@ -120,7 +120,8 @@ def ratio_interval(numerator: Sequence[float] | np.ndarray, denominator: Sequenc
 
 def ranking_agreement(a: np.ndarray, b: np.ndarray, paired: bool = True, confidence: float = CONFIDENCE, n_resamples: int = 2000, seed: int = 0) -> Interval:
     """Kendall's τ (τ-b, ``scipy.stats.kendalltau``) between the rankings of M methods by two
-    metrics, and its percentile bootstrap interval over the images.
+    metrics, and its percentile bootstrap interval over the images. Means within 1e-4 of the
+    spread of the means are tied.
 
     Args:
         a, b: M×N per-image values of the two metrics (one row per method, in the same order),
@@ -138,8 +139,15 @@ def ranking_agreement(a: np.ndarray, b: np.ndarray, paired: bool = True, confide
     if paired and a.shape != b.shape:
         raise ValueError(f"paired metrics need the same images, got {a.shape[1]} and {b.shape[1]}")
 
+    def tied(means: np.ndarray) -> np.ndarray:
+        # methods whose means differ by less than 1e-4 of the spread are one rank (τ-b counts them
+        # as ties): identical maps (Grad-CAM, XGrad-CAM and CAM at a layer before pooling) would
+        # otherwise be ordered by float rounding, differently for every metric and resample
+        spread = float(np.ptp(means))
+        return np.zeros_like(means) if spread == 0 else np.round((means - means.min()) / spread / 1e-4)
+
     def tau(u: np.ndarray, v: np.ndarray) -> float:
-        t = stats.kendalltau(np.nanmean(u, axis=1), np.nanmean(v, axis=1)).statistic
+        t = stats.kendalltau(tied(np.nanmean(u, axis=1)), tied(np.nanmean(v, axis=1))).statistic
         return float(t) if np.isfinite(t) else 0.0  # a metric that ties every method ranks nothing
 
     rng = np.random.default_rng(seed)

@@ -54,3 +54,13 @@ def test_pointing_rows_join_by_tile():
     assert pair["tau"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="needs pointing_rows"):
         A.metric_agreement(rows, ["gain", "pointing"])
+
+
+def test_methods_with_the_same_values_are_tied_not_ordered_by_rounding():
+    """Two methods whose per-image values differ only by float rounding (Grad-CAM and XGrad-CAM
+    at bn2) are one rank, so they cannot disagree between metrics."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(3, 50)) + np.array([0.0, 1.0, 2.0])[:, None]
+    a = np.vstack([base, base[:1] + 1e-9])
+    b = np.vstack([base, base[:1] - 1e-9])  # the twin ordered the other way round by rounding
+    assert stats.ranking_agreement(a, b, n_resamples=200).mean == pytest.approx(1.0)
