@@ -1,4 +1,4 @@
-"""Clustering feature maps (spec §3): K-means, Ward's agglomerative clustering, and spectral
+"""Clustering feature maps (Feng et al. 2023, eq 10–17): K-means, Ward's agglomerative clustering, and spectral
 clustering as separate steps.
 
 Every function works on the rows of a matrix ``X`` (n × d) — for Cluster-CAM, the N flattened
@@ -290,7 +290,7 @@ def spectral_decomposition(
     kappa: float = 0.0,
     tau: float = 1.0,
 ) -> SpectralResult:
-    """Steps 1–5 of spec §3 for the rows of ``x``: everything up to the eigenvectors.
+    """The spectral embedding (Feng et al. 2023, eq 10–16) of the rows of ``x``: everything up to the eigenvectors.
 
     The result's ``embedding`` and ``labels`` are empty; :func:`spectral_labels` fills them for
     any K and Q without redoing the decomposition (the interactive notebook caches this).
@@ -338,7 +338,7 @@ def spectral_clustering(
     seed: int = 0,
     n_init: int = 3,
 ) -> SpectralResult:
-    """Spectral clustering of the rows of ``x`` into ``n_clusters`` (spec §3, steps 1–7), with
+    """Spectral clustering of the rows of ``x`` into ``n_clusters`` (Feng et al. 2023, eq 10–17), with
     every intermediate. A disconnected graph still gives Q non-empty clusters.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Cluster-CAM (spec §4) against a direct computation from its own returned labels, for every
+"""Cluster-CAM (Feng et al. 2023, eq 18–22) against a direct computation from its own returned labels, for every
 clustering and coupling; fit and couple against the one-call pipeline."""
 
 import pytest
@@ -181,7 +181,7 @@ def test_registered_and_runs_the_shared_pipeline(lite0, real_batch):
     assert "__call__" not in vars(ClusterCAM) and "finish" not in vars(ClusterCAM) and "compute" in vars(ClusterCAM)
     exp = camlab.METHODS["clustercam"](lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
     assert exp.method == "clustercam" and exp.layer == "blocks.6" and exp.params["n_clusters"] == 4
-    assert float(exp.heatmaps.min()) == 0.0 and float(exp.heatmaps.max()) == pytest.approx(1.0)  # s(ReLU(H)), spec §1
+    assert float(exp.heatmaps.min()) == 0.0 and float(exp.heatmaps.max()) == pytest.approx(1.0)  # s(ReLU(H))
     lite0.module.train()
     try:
         with pytest.raises(RuntimeError, match="training mode"):  # BaseCAM's guard

@@ -1,4 +1,4 @@
-"""K-means and the spectral-clustering steps of spec §3."""
+"""K-means and the spectral-clustering steps (Feng et al. 2023, eq 10–17)."""
 
 import pytest
 import torch

@@ -3,7 +3,7 @@
 ``BaseCAM.__call__`` is :meth:`BaseCAM.forward` (validate the input, resolve the targets, one
 forward pass with the target layer captured, ``torch.autograd.grad`` for methods that need
 gradients), then the single override point :meth:`BaseCAM.compute` (channel weights or a spatial
-map), then :meth:`BaseCAM.finish`, the shared post-processing of the spec (§1): weighted sum,
+map), then :meth:`BaseCAM.finish`, the shared post-processing: weighted sum,
 ReLU, bilinear upsampling and min-max normalisation. Everything stays in torch on
 the model's device until the heatmaps are returned.
 """
@@ -223,7 +223,7 @@ class BaseCAM:
         raise RuntimeError(f"compute() must return B×N weights or a B×h×w map, got shape {tuple(out.shape)}")
 
     def postprocess(self, cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """s(Up(ReLU(cam))) — spec §1."""
+        """s(Up(ReLU(cam))): ReLU, bilinear upsampling to the input size, min-max normalisation."""
         return normalize_maps(upsample(cam.clamp_min(0), size))
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""Vanilla CAM (Zhou et al. 2016), spec §2, eq 1–2."""
+"""Vanilla CAM (Zhou et al. 2016; Feng et al. 2023, eq 1–2)."""
 
 from __future__ import annotations
 

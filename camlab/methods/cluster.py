@@ -1,4 +1,4 @@
-"""Cluster-CAM (Feng et al. 2023, spec §4): cognition base and cognition scissors.
+"""Cluster-CAM (Feng et al. 2023, eq 18–22): cognition base and cognition scissors.
 
 The N feature maps of the target layer are clustered into Q groups (K-means on the raw maps,
 Ward's agglomerative clustering, or spectral clustering); each cluster's mean map masks the
@@ -126,7 +126,7 @@ class ClusterCAM(BaseCAM):
     Args:
         n_clusters: Q, the number of clusters (≥ 2, ≤ the channel count).
         clustering: ``"ward"`` (default: agglomerative, Ward linkage; no seed), ``"kmeans"``
-            on the flattened maps (the paper's choice for its tables) or ``"spectral"`` (spec §3).
+            on the flattened maps (the paper's choice for its tables) or ``"spectral"`` (eq 10–17).
         n_eigvecs: K, eigenvectors of the spectral embedding (1 ≤ K < N); spectral only.
         laplacian, adjacency, sigma, kappa, tau: the spectral graph (see :mod:`camlab.clustering`).
         alpha: the balance α ∈ [0, 1] between base and scissors (the paper gives no value; the
@@ -137,7 +137,7 @@ class ClusterCAM(BaseCAM):
             ``"paper"`` (eq 22 as the paper prints it, on the raw cluster means) or
             ``"weighted"`` (every cluster map weighted by its score above the worst).
         score: ``"softmax"`` (default) or ``"logit"`` for the cluster scores.
-        baseline: what masked-out pixels become (spec §1; zeros in normalised space by default).
+        baseline: what masked-out pixels become (``X ⊙ M + X_b ⊙ (1 − M)`` on the normalised input; zeros there by default).
         batch_size: images per pass for the masked inputs; ``None`` sends all B·Q in one pass.
         seed: K-means seed (also the K-means of spectral clustering); the same seed gives the
             same map. With K-means, other seeds can give noticeably different maps (notebook 06

@@ -1,4 +1,4 @@
-"""Perturbation CAMs (spec §2): Ablation-CAM (eq 7), Score-CAM (eq 8–9) and Group-CAM.
+"""Perturbation CAMs (Feng et al. 2023, eq 7–9): Ablation-CAM (eq 7), Score-CAM (eq 8–9) and Group-CAM.
 
 They weigh channels (or groups of channels) by how the target score changes when the input is
 masked, or the channel removed. Their cost is forward passes, so they batch them
