@@ -17,7 +17,7 @@ from typing import Any
 
 from .widgets import HEADLESS
 
-__all__ = ["notebook_paths", "run_notebook", "kernel_environment", "KERNEL_ENV", "export_html", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
+__all__ = ["notebook_paths", "run_notebook", "kernel_environment", "KERNEL_ENV", "export_html", "local_mathjax", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
 
 # `make run-full`: the large runs (all dev images, every method); the defaults are the small ones.
 _ALL_METHODS = ["gradcam", "gradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam", "clustercam"]
@@ -97,13 +97,34 @@ def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, An
     return out
 
 
+# MathJax 2.7 as the jupyter-server-mathjax package ships it, copied beside the exported HTML so
+# that equations typeset without a network (nbconvert's default loads MathJax from a CDN)
+MATHJAX_DIR = "mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
+def local_mathjax(out_dir: str | Path) -> str:
+    """Copy MathJax into ``out_dir/mathjax`` (once) and return the relative URL the HTML loads."""
+    import shutil
+
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    target = Path(out_dir) / MATHJAX_DIR
+    if not (target / "MathJax.js").is_file():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    return f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+
+
 def export_html(path: str | Path) -> Path:
-    """Write ``path`` as HTML beside it."""
+    """Write ``path`` as HTML beside it, with MathJax copied beside it too (:func:`local_mathjax`),
+    so that the equations render offline."""
     import nbformat
     from nbconvert import HTMLExporter
 
     path = Path(path)
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(path), as_version=4))
+    exporter = HTMLExporter(mathjax_url=local_mathjax(path.parent))
+    body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
     target = path.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
