@@ -215,7 +215,7 @@ def report_v2(model: str) -> None:
     Cluster-CAM's paired differences to Grad-CAM and Score-CAM, the agreement of the metrics, and
     the sanity checks."""
     from camlab.agreement import metric_agreement
-    from camlab.metrics import HIGHER_IS_BETTER
+    from camlab.verdict import compare, distinct_methods
 
     rows = complete_rows(read(RESULTS / f"table1v2_{model}.csv"))
     if rows:
@@ -223,40 +223,33 @@ def report_v2(model: str) -> None:
         table = E.summarize(rows, metrics=cols)
         pct = {"drop", "increase", "gain", "drop_top10", "drop_top20", "drop_top50"}
 
-        def cell(r, m, suffix=""):
+        def cell(r, m):
             k, d = (100.0, 1) if m in pct else (1.0, 3)
-            return f"{k * r[m + suffix]:.{d}f} [{k * r[m + suffix + '_lo']:.{d}f}, {k * r[m + suffix + '_hi']:.{d}f}]"
+            return f"{k * r[m]:.{d}f} [{k * r[m + '_lo']:.{d}f}, {k * r[m + '_hi']:.{d}f}]"
 
         print(f"| method ({model}, {table[0]['images']} images) | " + " | ".join(c + (" %" if c in pct else "") for c in cols) + " | passes |")
         print("|---|" + "---:|" * (len(cols) + 1))
         for r in table:
             print(f"| {r['method']} | " + " | ".join(cell(r, c) for c in cols) + f" | {r['n_forward']:.0f} |")
+        scale = {m: 100.0 for m in pct}
         for ref in ("gradcam", "scorecam"):
-            diff = {r["method"]: r for r in E.summarize(rows, ref, metrics=cols[:-1])}
-            print(f"\nclustercam − {ref}, paired over {table[0]['images']} images (better / worse when the interval excludes 0):")
-            r = diff["clustercam"]
-            for m in cols[:-1]:
-                lo, hi = r[m + "_diff_lo"], r[m + "_diff_hi"]
-                tag = "not separated" if lo <= 0 <= hi else ("better" if (r[m + "_diff"] > 0) == HIGHER_IS_BETTER[m] else "worse")
-                print(f"  {m}: {cell(r, m, '_diff')} p={r[m + '_p']:.2g} — {tag}")
-        pointing = read(RESULTS / f"table1_{model}_pointing.csv")
+            print("\n" + compare(rows, "clustercam", ref, cols[:-1]).describe(scale))
+        distinct, aliases = distinct_methods(rows, cols)
+        distinct = [m for m in distinct if m != "sobel"]
         metrics = ["drop", "increase", "gain", "insertion", "deletion", "road", "drop_top20"]
-        methods = list(dict.fromkeys(r["method"] for r in rows))
-        if pointing:
-            methods = [m for m in methods if m in {p["method"] for p in pointing}]
-            metrics.append("pointing")
-        print(f"\nKendall's τ between the rankings of {len(methods)} methods ({', '.join(methods)}):")
-        for q in metric_agreement(rows, metrics, methods, pointing_rows=pointing or None):
+        print(f"\nKendall's τ between the rankings of {len(distinct)} distinct methods (counted once: {aliases}; the Sobel control left out):")
+        for q in metric_agreement(rows, metrics, distinct):
             print(f"  {q['a']} vs {q['b']}: {q['tau']:+.2f} [{q['lo']:+.2f}, {q['hi']:+.2f}]")
     san = read(RESULTS / f"sanity_{model}.csv")
     if san:
-        print(f"\n| method ({model}, {len({r['image'] for r in san})} images) | Spearman, all blocks random (cascading) | SSIM | HOG | flat maps | random logit Spearman |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print(f"\n| method ({model}, {len({r['image'] for r in san})} images) | Spearman, all blocks random (cascading) | SSIM | HOG | abs(Spearman) | flat maps | random logit Spearman |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         logit = read(RESULTS / f"random_logit_{model}.csv")
         last = max(int(r["step"]) for r in san)
         for m in dict.fromkeys(r["method"] for r in san):
             end = [r for r in san if r["method"] == m and r["mode"] == "cascading" and int(r["step"]) == last]
             ivs = [stats.mean_interval([float(r[k]) for r in end]) for k in ("spearman", "ssim", "hog")]
+            ivs.append(stats.mean_interval([abs(float(r["spearman"])) for r in end]))
             lg = stats.mean_interval([float(r["spearman"]) for r in logit if r["method"] == m])
             flat = sum(r["constant"] == "True" for r in end) / max(1, len(end))
             print(f"| {m} | " + " | ".join(f"{iv.mean:.2f} [{iv.lo:.2f}, {iv.hi:.2f}]" for iv in ivs) + f" | {100 * flat:.0f} % | {lg.mean:.2f} [{lg.lo:.2f}, {lg.hi:.2f}] |")
