@@ -17,6 +17,7 @@ import numpy as np
 
 from .metrics import HIGHER_IS_BETTER
 from .stats import ranking_agreement
+from .verdict import as_number
 
 __all__ = ["per_image_matrix", "metric_agreement"]
 
@@ -30,8 +31,7 @@ def per_image_matrix(rows: Iterable[dict[str, Any]], metric: str, methods: Seque
     by: dict[str, dict[Any, float]] = {m: {} for m in methods}
     for r in rows:
         if r["method"] in by and str(r.get(metric, "")) not in ("", "nan"):
-            v = r[metric]
-            by[r["method"]][r[unit]] = float(v == "True") if v in ("True", "False") else float(v)
+            by[r["method"]][r[unit]] = as_number(r[metric])
     units = sorted(set.intersection(*(set(v) for v in by.values()))) if methods else []
     if not units:
         raise ValueError(f"no {unit} has {metric!r} for every method of {list(methods)}")

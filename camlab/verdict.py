@@ -16,10 +16,12 @@ import numpy as np
 from .metrics import HIGHER_IS_BETTER
 from .stats import Difference, paired_difference
 
-__all__ = ["distinct_methods", "compare", "Comparison"]
+__all__ = ["distinct_methods", "compare", "Comparison", "as_number"]
 
 
-def _value(v: Any) -> float:
+def as_number(v: Any) -> float:
+    """A metric value as the harness's rows hold it (a float, a bool, or their CSV text; ``""``
+    for not measured) → float (NaN for not measured)."""
     if v in ("True", "False"):
         return float(v == "True")
     return float(v) if v not in ("", None) else float("nan")
@@ -46,8 +48,8 @@ def distinct_methods(rows: Iterable[dict[str, Any]], metrics: Sequence[str], rto
             ref = by[k]
             if set(rs) != set(ref):
                 continue
-            a = np.array([[_value(rs[i].get(x, "")) for x in metrics] for i in rs])
-            b = np.array([[_value(ref[i].get(x, "")) for x in metrics] for i in rs])
+            a = np.array([[as_number(rs[i].get(x, "")) for x in metrics] for i in rs])
+            b = np.array([[as_number(ref[i].get(x, "")) for x in metrics] for i in rs])
             if np.allclose(a, b, rtol=rtol, atol=1e-6, equal_nan=True):
                 aliases[m] = k
                 break
@@ -104,7 +106,7 @@ def compare(rows: Iterable[dict[str, Any]], method: str, reference: str, metrics
     for x in metrics:
         if x not in HIGHER_IS_BETTER:
             raise ValueError(f"{x!r} has no better direction; metrics: {', '.join(HIGHER_IS_BETTER)}")
-        d = paired_difference([_value(by[method][i].get(x, "")) for i in images], [_value(by[reference][i].get(x, "")) for i in images])
+        d = paired_difference([as_number(by[method][i].get(x, "")) for i in images], [as_number(by[reference][i].get(x, "")) for i in images])
         out.differences[x] = d
         if d.lo <= 0 <= d.hi or d.n == 0:
             out.tied.append(x)

@@ -90,15 +90,20 @@ def lab(tmp_path):
         log.close()
 
 
-@pytest.fixture
-def browser():
+def start_chrome(extra_flags=()):
+    """Headless Chromium with ``FLAGS`` and ``extra_flags``, driven by selenium."""
     from selenium import webdriver
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in FLAGS:
+    for flag in [*FLAGS, *extra_flags]:
         opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    return webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+
+
+@pytest.fixture
+def browser():
+    driver = start_chrome()
     try:
         yield driver
     finally:

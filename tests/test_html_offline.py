@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from test_browser import CHROMIUM, DRIVER, FLAGS, missing, wait_for
+from test_browser import missing, start_chrome, wait_for
 
 from camlab.notebooks import MATHJAX_DIR, export_html
 
@@ -21,13 +21,7 @@ def offline_browser():
     reason = missing()
     if reason:
         pytest.skip(reason)
-    from selenium import webdriver
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS + OFFLINE:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    driver = start_chrome(OFFLINE)
     try:
         yield driver
     finally:
