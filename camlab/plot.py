@@ -14,7 +14,7 @@ from PIL import Image
 
 from .explanation import Explanation
 
-__all__ = ["to_rgb_array", "overlay", "grid", "similarity_curves"]
+__all__ = ["to_rgb_array", "overlay", "grid", "heat_colorbar", "cluster_steps", "similarity_curves"]
 
 
 def to_rgb_array(image) -> np.ndarray:
@@ -66,24 +66,38 @@ def grid(
     show_image: bool = True,
     size: float = 2.4,
     alpha: float = 0.5,
+    colorbar: bool = True,
+    cmap: str = "jet",
 ):
     """A figure with one row per image and one column per method (plus the image itself).
 
     ``heatmaps`` maps a column title to a B×H×W tensor, an :class:`Explanation`, or a list of
-    H×W maps, in the order of ``images``.
+    H×W maps, in the order of ``images``. Every map is drawn on the one scale [0, 1] (camlab's
+    maps are min–max scaled), shown by a shared colour bar.
     """
     columns = {k: (v.heatmaps if isinstance(v, Explanation) else v) for k, v in heatmaps.items()}
     n_rows, n_cols = len(images), len(columns) + int(show_image)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    width = size * n_cols + (0.6 if colorbar else 0.0)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, size * n_rows), squeeze=False, layout="constrained")
     for r, image in enumerate(images):
         c = 0
         if show_image:
             overlay(image, None, ax=axes[r, 0], title=row_titles[r] if row_titles else None)
             c = 1
         for j, (title, maps) in enumerate(columns.items()):
-            overlay(image, maps[r], ax=axes[r, c + j], alpha=alpha, title=title if r == 0 else None)
-    fig.tight_layout()
+            overlay(image, maps[r], ax=axes[r, c + j], alpha=alpha, cmap=cmap, title=title if r == 0 else None)
+    if colorbar and columns:
+        heat_colorbar(fig, axes[:, int(show_image):], cmap=cmap)
     return fig
+
+
+def heat_colorbar(fig, axes, cmap: str = "jet", label: str = "heatmap (min–max scaled)", vmin: float = 0.0, vmax: float = 1.0):
+    """One colour bar for ``axes`` that share the scale [``vmin``, ``vmax``] of ``cmap``."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
+    return fig.colorbar(mappable, ax=np.asarray(axes).ravel().tolist(), shrink=0.8, label=label)
 
 
 def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images=None, categories=None, size: float = 1.9):
@@ -105,7 +119,7 @@ def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images
     if masked_images is None:
         masked_images = [rgb * masks[q].numpy()[:, :, None] for q in range(len(reps))]
     q_count = len(reps)
-    fig, axes = plt.subplots(2, q_count + 1, figsize=(size * (q_count + 1), size * 2.1), squeeze=False)
+    fig, axes = plt.subplots(2, q_count + 1, figsize=(size * (q_count + 1) + 0.6, size * 2.1), squeeze=False, layout="constrained")
     counts = torch.bincount(explanation.labels[index], minlength=q_count)
     for q in range(q_count):
         overlay(rgb, masks[q], ax=axes[0, q], title=f"cluster {q} ({int(counts[q])} ch.)")
@@ -122,7 +136,7 @@ def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images
     overlay(rgb, None, ax=axes[0, q_count], title=label)
     alpha, coupling = explanation.params.get("alpha"), explanation.params.get("coupling", "normalized")
     overlay(rgb, explanation.heatmaps[index], ax=axes[1, q_count], title=f"{coupling}" + ("" if alpha is None else f", α={alpha}"))
-    fig.tight_layout()
+    heat_colorbar(fig, axes[0, :q_count].tolist() + [axes[1, q_count]])
     return fig
 
 

@@ -12,7 +12,10 @@ def test_overlay_and_grid(lite0, real_batch):
     ax = camlab.plot.overlay(images[0], exp.heatmaps[0], title="x")
     assert len(ax.images) == 2 and ax.get_title() == "x"
     fig = camlab.plot.grid(images, {"CAM": exp, "again": exp.heatmaps}, row_titles=["a", "b", "c"])
-    assert len(fig.axes) == 3 * 3
+    assert len(fig.axes) == 3 * 3 + 1  # and one shared colour bar
+    bar = fig.axes[-1]
+    assert bar.get_ylabel().startswith("heatmap") and bar.get_ylim() == (0.0, 1.0)
+    assert len(camlab.plot.grid(images, {"CAM": exp}, colorbar=False).axes) == 3 * 2
     plt.close("all")
 
 
