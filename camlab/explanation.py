@@ -24,6 +24,9 @@ class Explanation:
         layer: dotted name of the target layer.
         params: the method's parameters, for the record.
         extras: method-specific intermediates (e.g. cluster labels), kept on the CPU.
+        raw: the map before post-processing, B×h×w at the target layer's resolution — Σ_n w_n F_n
+            (or the method's spatial map) before ReLU, upsampling and min–max scaling. Its values
+            keep their size, so two classes or two images can be drawn on one colour scale.
     """
 
     heatmaps: torch.Tensor
@@ -35,6 +38,7 @@ class Explanation:
     layer: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    raw: torch.Tensor | None = None
 
     def __getattr__(self, name: str) -> Any:
         # method-specific intermediates read as attributes: exp.labels, exp.cluster_maps, …

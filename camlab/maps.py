@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_maps", "normalizing_affine", "upsample", "is_constant"]
+__all__ = ["normalize_maps", "normalizing_affine", "upsample", "is_constant", "common_scale"]
 
 
 def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
@@ -57,3 +57,19 @@ def upsample(maps: torch.Tensor, size: tuple[int, int], align_corners: bool = Fa
     if maps.dim() == 3:
         return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=align_corners).squeeze(1)
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=align_corners)
+
+
+def common_scale(raws: "list[torch.Tensor] | tuple[torch.Tensor, ...]", size: tuple[int, int]) -> list[torch.Tensor]:
+    """Several B×h×w raw maps of the same images (e.g. :attr:`Explanation.raw` for two classes)
+    → ReLU, upsampled to ``size`` and divided, image by image, by the largest value over all of
+    them, so they share one scale [0, 1]: a weak class stays faint beside a strong one, which
+    per-map min–max scaling hides. An image whose maps are all ≤ 0 gives zeros.
+
+    >>> a, b = torch.tensor([[[0.0, 2.0]]]), torch.tensor([[[1.0, -1.0]]])
+    >>> [m.tolist() for m in common_scale([a, b], (1, 2))]
+    [[[[0.0, 1.0]]], [[[0.5, 0.0]]]]
+    """
+    ups = [upsample(r.float().clamp_min(0), size) for r in raws]
+    top = torch.stack([u.flatten(1).amax(1) for u in ups]).amax(0)
+    scale = torch.where(top > 0, 1.0 / top.clamp_min(1e-30), torch.zeros_like(top))
+    return [u * scale[:, None, None] for u in ups]

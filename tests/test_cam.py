@@ -34,6 +34,21 @@ def test_cam_equals_eq_1_2(lite0, real_batch):
     assert torch.allclose(exp.scores, probs.detach(), atol=1e-6)
 
 
+def test_raw_map_is_eq_2_before_post_processing(lite0, real_batch):
+    """``Explanation.raw`` keeps the sizes that min–max scaling removes: eq 2 itself, B×h×w."""
+    exp = CAM(lite0.module, lite0.target_layer)(real_batch, targets=[1, 2, 3])
+    feats = {}
+    handle = lite0.module.bn2.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    with torch.no_grad():
+        lite0.module(real_batch)
+    handle.remove()
+    eq2 = torch.einsum("bn,bnhw->bhw", lite0.module.classifier.weight[[1, 2, 3]], feats["a"])
+    assert exp.raw.shape == (3, 7, 7) and (exp.raw < 0).any()  # not ReLU'd yet
+    assert torch.allclose(exp.raw, eq2.detach(), atol=1e-4)
+    again = camlab.normalize_maps(camlab.upsample(exp.raw.clamp_min(0), (224, 224)))
+    assert torch.allclose(again, exp.heatmaps, atol=1e-5)
+
+
 def test_targets_int_and_sequence(lite0, real_batch):
     cam = CAM(lite0.module, lite0.target_layer)
     one = cam(real_batch, targets=7)
@@ -124,3 +139,18 @@ def test_normalize_maps_and_its_affine_form():
     lo2, scale = normalizing_affine(maps)
     assert torch.allclose((maps - lo2[..., None, None]) * scale[..., None, None], out, atol=1e-6)
     assert float(scale[1, 2]) == 0.0
+
+
+def test_common_scale_keeps_relative_strength(lite0, real_batch):
+    """Two classes on one scale: per image the stronger class peaks at 1 and the weaker keeps its
+    ratio of peaks, which min–max scaling (both peaks at 1) would hide."""
+    cam = CAM(lite0.module, lite0.target_layer)
+    top2 = lite0.module(real_batch).topk(2).indices
+    a, b = cam(real_batch, targets=top2[:, 0]), cam(real_batch, targets=top2[:, 1])
+    sa, sb = camlab.maps.common_scale([a.raw, b.raw], (224, 224))
+    peak_a, peak_b = sa.flatten(1).amax(1), sb.flatten(1).amax(1)
+    assert torch.allclose(torch.maximum(peak_a, peak_b), torch.ones(3))
+    up = [camlab.upsample(r.clamp_min(0), (224, 224)).flatten(1).amax(1) for r in (a.raw, b.raw)]
+    assert torch.allclose(peak_b / peak_a, up[1] / up[0], rtol=1e-4)
+    zero = camlab.maps.common_scale([-torch.ones(1, 7, 7)], (14, 14))[0]
+    assert zero.shape == (1, 14, 14) and not zero.any()

@@ -209,6 +209,7 @@ class BaseCAM:
             layer=self.layer_name,
             params=self.params() if params is None else params,
             extras={k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in ctx.extras.items()},
+            raw=cam.detach().float().cpu(),
         )
 
     @staticmethod
