@@ -38,7 +38,7 @@ from .explanation import Explanation
 from .methods import METHODS
 from .models import Classifier, load_model
 
-__all__ = ["METRICS", "MethodSpec", "Rows", "parse_methods", "evaluate", "explanation_rows", "pointing_tiles", "pointing_intervals", "read_skipped", "summarize", "format_table", "pointing_game", "main"]
+__all__ = ["METRICS", "MethodSpec", "Rows", "parse_methods", "evaluate", "explanation_rows", "pointing_tiles", "pointing_intervals", "read_skipped", "read_results", "summarize", "format_table", "pointing_game", "main"]
 
 METRICS = M.METRICS
 FIELDS = ["image", "class_index", "target", "method", "params", *METRICS, "n_forward", "seconds"]
@@ -70,6 +70,26 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def read_results(path: str | os.PathLike, complete: bool = True) -> list[dict[str, str]]:
+    """The per-image rows of a harness CSV (e.g. a committed run in ``benchmarks/results``);
+    with ``complete``, only the images that every method of the file has — a run cut short
+    holds the first methods of its last image, which would bias a paired comparison. A missing
+    file gives ``[]``.
+
+    >>> rows = read_results("benchmarks/results/table1_efficientnet_lite0.csv")  # doctest: +SKIP
+    >>> len({r["image"] for r in rows})  # doctest: +SKIP
+    200
+    """
+    rows = _read_rows(Path(path))
+    if complete:
+        methods = {r["method"] for r in rows}
+        have: dict[str, set[str]] = {}
+        for r in rows:
+            have.setdefault(r["image"], set()).add(r["method"])
+        rows = [r for r in rows if have[r["image"]] == methods]
+    return rows
 
 
 def _check_columns(path: Path, fields: Sequence[str] = FIELDS) -> None:

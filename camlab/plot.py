@@ -68,12 +68,14 @@ def grid(
     alpha: float = 0.5,
     colorbar: bool = True,
     cmap: str = "jet",
+    colorbar_label: str = "heatmap (min–max scaled)",
 ):
     """A figure with one row per image and one column per method (plus the image itself).
 
     ``heatmaps`` maps a column title to a B×H×W tensor, an :class:`Explanation`, or a list of
     H×W maps, in the order of ``images``. Every map is drawn on the one scale [0, 1] (camlab's
-    maps are min–max scaled), shown by a shared colour bar.
+    maps are min–max scaled; :func:`camlab.maps.common_scale` puts several classes on one),
+    shown by a shared colour bar labelled ``colorbar_label``.
     """
     columns = {k: (v.heatmaps if isinstance(v, Explanation) else v) for k, v in heatmaps.items()}
     n_rows, n_cols = len(images), len(columns) + int(show_image)
@@ -87,7 +89,7 @@ def grid(
         for j, (title, maps) in enumerate(columns.items()):
             overlay(image, maps[r], ax=axes[r, c + j], alpha=alpha, cmap=cmap, title=title if r == 0 else None)
     if colorbar and columns:
-        heat_colorbar(fig, axes[:, int(show_image):], cmap=cmap)
+        heat_colorbar(fig, axes[:, int(show_image):], cmap=cmap, label=colorbar_label)
     return fig
 
 

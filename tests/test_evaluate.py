@@ -157,3 +157,15 @@ def test_pointing_intervals_per_method_in_order():
     got = pointing_intervals(rows)
     assert list(got) == ["b", "a"]
     assert got["b"] == mean_interval([0.9, 0.7, 0.8]) and got["a"] == mean_interval([0.2, 0.4])
+
+
+def test_read_results_keeps_only_images_every_method_has(tmp_path):
+    """A run cut short ends with some methods of its last image: those rows are left out."""
+    path = tmp_path / "r.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "method", "drop"])
+        w.writerows([["a", "m1", "0.1"], ["a", "m2", "0.2"], ["b", "m1", "0.3"]])
+    assert [(r["image"], r["method"]) for r in E.read_results(path)] == [("a", "m1"), ("a", "m2")]
+    assert len(E.read_results(path, complete=False)) == 3
+    assert E.read_results(tmp_path / "missing.csv") == []
