@@ -98,3 +98,22 @@ def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
     code = "import os, camlab, camlab.notebooks; print(any(k in os.environ for k in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'GOMP_SPINCOUNT')))"
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip() == "False"
+
+
+def test_timing_summary_pairs_images_and_counts_passes_apart():
+    from camlab.timing import timing_summary, timing_table
+
+    rows = [
+        {"method": "a", "image": "i1", "seconds": "2", "full_passes": "1", "partial_passes": "10"},
+        {"method": "a", "image": "i2", "seconds": "4", "full_passes": "1", "partial_passes": "20"},
+        {"method": "clustercam", "image": "i1", "seconds": "1", "full_passes": "7", "partial_passes": "0"},
+        {"method": "clustercam", "image": "i2", "seconds": "1", "full_passes": "7", "partial_passes": "0"},
+    ]
+    a = timing_summary(rows)[0]
+    assert a["method"] == "a" and a["seconds"].mean == 3.0 and a["ratio"].mean == 3.0
+    assert a["full_passes"] == 1.0 and a["partial_passes"] == 15.0 and a["n_images"] == 2
+    assert "| a | 3.0000" in timing_table(rows)
+    with pytest.raises(ValueError, match="no row for 1 image"):
+        timing_summary(rows[1:])
+    with pytest.raises(ValueError, match="reference method 'x'"):
+        timing_summary(rows, reference="x")

@@ -202,6 +202,9 @@ def test_ablationcam_split_equals_full_forward(lite0, small_batch, layer):
     full = AblationCAM(lite0.module, layer, split=False)(small_batch)
     assert torch.allclose(split.heatmaps, full.heatmaps, atol=1e-5)
     assert torch.allclose(split.extras["ablated_scores"], full.extras["ablated_scores"], atol=1e-5)
+    # the same passes counted, but the split run's ablated copies are partial passes through the tail
+    assert split.n_forward == full.n_forward and full.extras["tail_passes"] == 0
+    assert split.extras["tail_passes"] == split.n_forward - len(small_batch) > 0
 
 
 def test_ablationcam_falls_back_with_a_warning_when_it_cannot_split():

@@ -165,6 +165,8 @@ class AblationCAM(BaseCAM):
                     chunk_scores = target_scores(logits, t[i].expand(chunk.numel()), self.score)
                 ablated_scores[i, chunk] = chunk_scores
         ctx.extras["ablated_scores"] = ablated_scores
+        # of n_forward, how many were partial passes through the tail only (a timing table counts them apart)
+        ctx.extras["tail_passes"] = int(live.sum()) if tail is not None else 0
         delta = clean[:, None] - ablated_scores
         return torch.where(clean[:, None] != 0, delta / torch.where(clean[:, None] != 0, clean[:, None], 1.0), torch.zeros_like(delta))
 
