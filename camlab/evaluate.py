@@ -37,6 +37,7 @@ from .device import resolve_device
 from .explanation import Explanation
 from .methods import METHODS
 from .models import Classifier, load_model
+from .progress import progress as progress_bar
 
 __all__ = ["METRICS", "MethodSpec", "Rows", "parse_methods", "evaluate", "explanation_rows", "pointing_tiles", "pointing_intervals", "read_skipped", "read_results", "summarize", "format_table", "pointing_game", "main"]
 
@@ -194,8 +195,6 @@ def evaluate(
     names it, and recorded (``<out>.skipped.csv``, and the result's ``skipped``), so a rerun
     neither retries it nor loses a row. Returns all rows (read back as strings when resumed).
     """
-    from tqdm.auto import tqdm
-
     metrics = M.check_metrics(metrics)
     out = Path(out) if out is not None else None
     if out:
@@ -206,12 +205,13 @@ def evaluate(
     layer = layer or classifier.target_layer
     built = {label: METHODS[name](classifier.module, layer, **kw) for label, name, kw in methods}
     todo = [(r, label) for r in records if r.path.name not in skipped for label, _, _ in methods if (r.path.name, label) not in done]
-    bar = tqdm(todo, desc="evaluate", disable=not progress)
+    bar = progress_bar(todo, desc="evaluate", enabled=progress)
     current: tuple[Path | None, torch.Tensor | None] = (None, None)  # the image being explained, preprocessed once
     for record, label in bar:
         if record.path.name in skipped:
             continue
-        bar.set_postfix_str(f"{record.path.name[:24]} · {label}")
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{record.path.name[:24]} · {label}")
         if current[0] != record.path:
             try:
                 current = (record.path, classifier.preprocess(record.path))
@@ -256,13 +256,11 @@ def pointing_game(classifier: Classifier, composites: Sequence, methods: Sequenc
     ``"heatmap"`` when ``keep_maps``), and the number of tiles left out because the model did not
     rank their class in its top-k.
     """
-    from tqdm.auto import tqdm
-
     layer = layer or classifier.target_layer
     built = {label: METHODS[name](classifier.module, layer, **kw) for label, name, kw in methods}
     tiles, skipped = pointing_tiles(classifier, composites, top_k)
     rows = []
-    for tile in tqdm(tiles, desc="pointing game", disable=not progress):
+    for tile in progress_bar(tiles, desc="pointing game", enabled=progress):
         for name, method in built.items():
             exp = method(tile["x"], targets=[tile["class_index"]])
             res = M.grid_pointing(exp.heatmaps[0], tile["box"])

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .methods import METHODS, BaseCAM
+from .progress import progress as progress_bar
 
 __all__ = ["SIMILARITIES", "spearman", "similarity", "randomization_blocks", "model_randomization", "random_logit"]
 
@@ -180,9 +181,7 @@ def model_randomization(
 
     rows = [row(0, "", i, original) for i in range(len(x))]
     cascade = copy.deepcopy(model) if mode == "cascading" else None
-    from tqdm.auto import tqdm
-
-    for k, block in enumerate(tqdm(blocks, desc=f"{cls.name} {mode}", disable=not progress), start=1):
+    for k, block in enumerate(progress_bar(blocks, desc=f"{cls.name} {mode}", enabled=progress), start=1):
         net = cascade if cascade is not None else copy.deepcopy(model)
         _reinitialise(net.get_submodule(block), seed + k)
         maps, _ = _maps(cls, net, layer, x, targets, method_kwargs)

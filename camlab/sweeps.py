@@ -24,6 +24,7 @@ from . import metrics as M
 from . import stats as S
 from .explanation import Explanation
 from .methods.cluster import ClusterCAM, ClusterState
+from .progress import progress as progress_bar
 
 __all__ = ["ClusterRuns", "base_scissors_swaps", "sweep", "compare", "seed_stability", "rank_settings", "separable", "recommend", "choose_setting", "paper_distance", "read_measured", "STABLE", "METRIC_DIRECTIONS", "SWEEPABLE"]
 
@@ -111,8 +112,6 @@ def compare(
     (from :func:`camlab.evaluate.pointing_tiles`: the tiles the model recognises), one more row
     per setting and tile holds that tile's ``pointing`` score (the share of the map's mass inside
     the tile)."""
-    from tqdm.auto import tqdm
-
     from .evaluate import explanation_rows
 
     runs = ClusterRuns(module, layer, x)
@@ -121,7 +120,7 @@ def compare(
         tiles, targets, boxes = pointing
         composites = ClusterRuns(module, layer, tiles, targets)
     rows = []
-    for name, setting in tqdm(settings.items(), desc=f"Cluster-CAM by {parameter}", disable=not progress):
+    for name, setting in progress_bar(settings.items(), desc=f"Cluster-CAM by {parameter}", enabled=progress):
         exp = runs.explain(setting)
         cost = 1 + exp.cluster_maps.shape[1]  # per image, for this setting alone
         label = {"parameter": parameter, "value": name}

@@ -117,3 +117,16 @@ def test_timing_summary_pairs_images_and_counts_passes_apart():
         timing_summary(rows[1:])
     with pytest.raises(ValueError, match="reference method 'x'"):
         timing_summary(rows, reference="x")
+
+
+def test_progress_bars_are_off_where_nobody_watches(monkeypatch):
+    """An executed notebook would keep a bar frozen at "0 %": headless runs get none."""
+    from camlab.progress import HEADLESS, progress
+
+    items = [1, 2, 3]
+    monkeypatch.setenv(HEADLESS, "1")
+    assert progress(items, desc="x") is items
+    monkeypatch.setenv(HEADLESS, "0")
+    bar = progress(items, desc="x")
+    assert bar is not items and list(bar) == items and hasattr(bar, "set_postfix_str")
+    assert progress(items, desc="x", enabled=False) is items
