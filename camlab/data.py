@@ -29,6 +29,7 @@ __all__ = [
     "fetch_imagenet_samples",
     "SAMPLE_IMAGES_URL",
     "NamedImage",
+    "image_folder",
     "pick_images",
     "compose",
     "Composite",
@@ -37,6 +38,7 @@ __all__ = [
 
 _REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 _IMAGENET_NAME = re.compile(r"^(n\d{8})_(.+)\.(jpe?g|png)$", re.IGNORECASE)
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SAMPLE_IMAGES_URL = "https://github.com/EliSchwartz/imagenet-sample-images/archive/refs/heads/master.zip"
 
 
@@ -67,11 +69,13 @@ def sample_images() -> dict[str, Image.Image]:
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image of an ImageNet-named folder."""
+    """One image of a folder: for a file named ``nXXXXXXXX_label.JPEG`` its ImageNet synset,
+    class index and label; for any other photo ``synset=""``, ``class_index=None`` (the class is
+    unknown: an explanation then targets the model's top-1 class) and the file's stem as label."""
 
     path: Path
     synset: str
-    class_index: int
+    class_index: int | None
     label: str
 
     def load(self) -> Image.Image:
@@ -104,6 +108,32 @@ def imagenet_folder(root: str | os.PathLike | None = None, limit: int | None = N
         records.append(ImageRecord(path, synset, index[synset], m.group(2).replace("_", " ")))
     if not records:
         raise FileNotFoundError(f"no image named nXXXXXXXX_label.JPEG in {str(folder)!r}")
+    return records[:limit] if limit is not None else records
+
+
+def image_folder(root: str | os.PathLike, limit: int | None = None) -> list[ImageRecord]:
+    """Every image file of a folder (jpg, png, bmp, gif, tif, webp), sorted by name: those named
+    ``nXXXXXXXX_label.JPEG`` with their ImageNet class as :func:`imagenet_folder` reads it, any
+    other photo (``cat.jpg``) with no class (``class_index=None``).
+
+    >>> [r.class_index for r in image_folder("my_photos")]  # doctest: +SKIP
+    [None, None, 281]
+    """
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no image folder at {str(folder)!r}")
+    index = {s: i for i, s in enumerate(imagenet_synsets())}
+    records = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
+        m = _IMAGENET_NAME.match(path.name)
+        if m and m.group(1) not in index:
+            raise ValueError(f"{path.name}: synset {m.group(1)} is not one of the 1000 ImageNet-1k classes")
+        if m:
+            records.append(ImageRecord(path, m.group(1), index[m.group(1)], m.group(2).replace("_", " ")))
+        else:
+            records.append(ImageRecord(path, "", None, path.stem))
+    if not records:
+        raise FileNotFoundError(f"no image file ({', '.join(sorted(_IMAGE_SUFFIXES))}) in {str(folder)!r}")
     return records[:limit] if limit is not None else records
 
 

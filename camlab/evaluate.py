@@ -32,7 +32,7 @@ import torch
 
 from . import metrics as M
 from . import stats as S
-from .data import ImageRecord, imagenet_folder
+from .data import ImageRecord, image_folder
 from .device import resolve_device
 from .explanation import Explanation
 from .methods import METHODS
@@ -366,7 +366,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="python -m camlab.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="efficientnet_lite0")
-    p.add_argument("--images", required=True, help="a folder of images named nXXXXXXXX_label.JPEG")
+    p.add_argument("--images", required=True, help="a folder of images; one named nXXXXXXXX_label.JPEG records its ImageNet class, any other has none (every image's explained class is the model's top-1, column target)")
     p.add_argument("--methods", default="gradcam,scorecam,clustercam", help="comma-separated; parameters as name:key=value;key=value")
     p.add_argument("--metrics", default=",".join(METRICS))
     p.add_argument("--layer", default=None, help="target layer (default: the model's)")
@@ -389,14 +389,22 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--reference {args.reference!r} is not one of the methods: {', '.join(labels)}")
         if args.n_steps < 1 or (args.limit is not None and args.limit < 1):
             raise ValueError(f"--n-steps and --limit must be ≥ 1, got {args.n_steps} and {args.limit}")
-        records = imagenet_folder(args.images, limit=args.limit)
+        records = image_folder(args.images, limit=args.limit)
         device = resolve_device(args.device)
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         clf = load_model(args.model, device=device)
         layer = args.layer or clf.target_layer
-        for _, name, kw in methods:
-            METHODS[name](clf.module, layer, **kw)
+        probe = clf.preprocess(records[0].load())
+        for label, name, kw in methods:
+            method = METHODS[name](clf.module, layer, **kw)
+            if kw:  # a parameter out of range for this layer (n_clusters above its channels…) shows on a call
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        method(probe)
+                    except (ValueError, TypeError) as exc:
+                        raise ValueError(f"{label}: {exc}") from None
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         p.error(str(exc))
     out = Path(args.out)

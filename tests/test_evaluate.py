@@ -138,6 +138,7 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
         (["--device", "tpu"], "tpu"),
         (["--model", "resnet9000"], "resnet9000"),
         (["--images", "/no/such/folder"], "no image folder at '/no/such/folder'"),
+        (["--methods", "clustercam:n_clusters=5000"], "clustercam:n_clusters=5000: "),  # out of range only for this layer
     ],
 )
 def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
@@ -169,3 +170,26 @@ def test_read_results_keeps_only_images_every_method_has(tmp_path):
     assert [(r["image"], r["method"]) for r in E.read_results(path)] == [("a", "m1"), ("a", "m2")]
     assert len(E.read_results(path, complete=False)) == 3
     assert E.read_results(tmp_path / "missing.csv") == []
+
+
+def test_a_folder_of_plainly_named_photos_explains_the_top_1_class(tmp_path, data_root):
+    """No synset in the name: no class_index in the CSV, and the target is the model's top-1."""
+    import shutil
+
+    from PIL import Image
+
+    import camlab
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(data_root / "multi-object" / "both.png", photos / "cat and dog.png")
+    Image.open(data_root / "multi-object" / "horses.jpg").save(photos / "horses.jpg")
+    (photos / "notes.txt").write_text("not an image")
+    out = tmp_path / "r.csv"
+    res = run_cli(out, data_root, "--images", str(photos), "--methods", "gradcam", "--metrics", "drop,increase", "--n-steps", "2")
+    assert res.returncode == 0, res.stderr
+    rows = read(out)
+    assert [r["image"] for r in rows] == ["cat and dog.png", "horses.jpg"] and all(r["class_index"] == "" for r in rows)
+    clf = camlab.load_model("efficientnet_lite0", device="cpu")
+    top1 = clf.predict(clf.preprocess([photos / "cat and dog.png", photos / "horses.jpg"]))[1][:, 0].tolist()
+    assert [int(r["target"]) for r in rows] == top1
