@@ -36,26 +36,19 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Images per forward pass for perturbation methods when the caller does not say.
-
-    On the CPU, 4: `benchmarks/bench_batch.py` (efficientnet_lite0 in channels_last on this
-    project's 2-core machine, every batch size timed in turn over 7 rounds). With the scoring
-    passes' batch norms folded (2026-11-29, two runs) it measured 15.0/12.6, 10.8/9.6, 8.3/8.3,
-    10.3/9.2, 10.6/12.1 and 13.1/13.8 ms per masked image at batch sizes 1, 2, 4, 8, 16 and 32: 4
-    the fastest in both runs (before folding, on 2026-11-28, 8 had been, 4.9 against 5.6 ms). On a
-    GPU, 64 — not measured yet (no GPU run has been made); a few GB at 224×224 for these networks.
+    """Images per forward pass for perturbation methods when the caller does not say: 4 on the
+    CPU, the fastest batch size of ``benchmarks/bench_batch.py`` on the project's machine (the
+    measurements are in ``benchmarks/RESULTS.md``, "Memory layout and batch size"); 64 on a GPU,
+    a few GB at 224×224 for these networks (not tuned by a measurement yet).
     """
     return 64 if device.type == "cuda" else 4
 
 
 def preferred_memory_format(device: torch.device) -> torch.memory_format:
-    """The memory layout :func:`camlab.load_model` gives a network on ``device``.
-
-    On the CPU ``torch.channels_last`` (NHWC): measured on this project's 2-core x86_64 machine
-    with efficientnet_lite0 (`benchmarks/bench_batch.py`, benchmarks/RESULTS.md "Memory layout
-    and batch size"), masked batches cost 0.46–0.88× what they cost in the default layout, and
-    one image about 0.83×. On CUDA the default layout is kept until a GPU measurement says
-    otherwise (none has been made).
+    """The memory layout :func:`camlab.load_model` gives a network on ``device``:
+    ``torch.channels_last`` (NHWC) on the CPU, where ``benchmarks/bench_batch.py`` measured masked
+    batches cheaper in it (``benchmarks/RESULTS.md``, "Memory layout and batch size"); the
+    default layout on CUDA until a GPU measurement says otherwise.
     """
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 

@@ -37,7 +37,7 @@ def is_constant(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> 
 
 def _extremes(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # amin and amax, not aminmax: on the CPU torch's aminmax along a dimension is not vectorised
-    # (0.33 ms against 0.02 ms for six 224×224 maps, torch 2.14)
+    # and was an order of magnitude slower for a batch of 224×224 maps
     flat = maps.flatten(-2)
     return flat.amin(-1), flat.amax(-1)
 
