@@ -99,7 +99,10 @@ def heat_colorbar(fig, axes, cmap: str = "jet", label: str = "heatmap (min–max
     from matplotlib.colors import Normalize
 
     mappable = ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
-    return fig.colorbar(mappable, ax=np.asarray(axes).ravel().tolist(), shrink=0.8, label=label)
+    bar = fig.colorbar(mappable, ax=np.asarray(axes).ravel().tolist(), shrink=0.9)
+    bar.set_label(label, fontsize=8)  # small enough for a one-row figure's bar
+    bar.ax.tick_params(labelsize=8)
+    return bar
 
 
 def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images=None, categories=None, size: float = 1.9):
