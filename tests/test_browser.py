@@ -1,7 +1,10 @@
 """The Cluster-CAM explorer in a real browser: JupyterLab on localhost, notebook 05 in headless
 Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by selenium). All cells run, the
 Q slider moves, the clustering becomes spectral and the K slider moves; after each step the
-status line's pass count and the drawn figure must change. A screenshot goes to
+status line's pass count and the drawn figure must change. Then the target menu switches to the
+image's second class (Feng et al. 2023, Figs. 3–4): the readout must name that class and new base
+and scissors scores, the figure must change, and the switch must cost Q masked passes and no pass
+of the image; last, the image menu moves to another image (one pass of it). A screenshot goes to
 ``build/browser/``. Skipped, with the reason, where Chromium or its driver is missing."""
 
 from __future__ import annotations
@@ -137,6 +140,21 @@ def state(driver) -> tuple[int, str]:
     return int(status.rsplit("+", 1)[1].split()[0]), hashlib.sha1(img.get_attribute("src").encode()).hexdigest()
 
 
+def image_passes(driver) -> int:
+    """The status line's count of passes of unmasked images."""
+    from selenium.webdriver.common.by import By
+
+    status = driver.find_element(By.XPATH, "//*[contains(text(), 'forward passes so far')]").text
+    return int(status.split("so far:", 1)[1].split()[0])
+
+
+def readout(driver) -> str:
+    """The explorer's line naming the target, the base and the scissors."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.XPATH, "//*[contains(text(), 'base = cluster')]").text
+
+
 def test_the_explorer_responds_to_its_sliders(lab, browser):
     from selenium.webdriver.support.ui import Select
 
@@ -161,6 +179,29 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
     set_slider(browser, "K", k - 1 if k > 2 else k + 1)
     after_k = wait_for(lambda: (s := state(browser)) != spectral and s, 300, "the explorer to redraw after the K slider moved")
     assert after_k[1] != spectral[1] and after_k[0] >= spectral[0]
+
+    # the target menu: the image's second most probable class (the paper's Figs. 3–4 switch the class)
+    q_now = int(control(browser, "Q").find_element("css selector", ".widget-readout").text)
+    menu = Select(control(browser, "target").find_element("css selector", "select"))
+    assert len(menu.options) >= 2, [o.text for o in menu.options]
+    first_line, images_before = readout(browser), image_passes(browser)
+    second = menu.options[1].text  # "<class> (p = 0.xx)"
+    menu.select_by_index(1)
+    after_t = wait_for(lambda: (s := state(browser))[0] != after_k[0] and s[1] != after_k[1] and readout(browser) != first_line and s, 300,
+                       "the explorer to redraw (figure, readout, pass count) after the target changed")
+    line = readout(browser)
+    assert line.startswith(f"target {second.rsplit(' (p = ', 1)[0]} (p = ") and "scissors = cluster" in line, (line, second)
+    assert after_t[0] - after_k[0] == q_now, "a new target costs Q masked passes (its own scores), no more"
+    assert image_passes(browser) == images_before, "a new target needs no pass of the image"
+
+    # the image menu: another image, one pass of it
+    images_menu = Select(control(browser, "image").find_element("css selector", "select"))
+    if len(images_menu.options) > 1:
+        images_menu.select_by_index(1)
+        wait_for(lambda: image_passes(browser) == images_before + 1 and state(browser)[1] != after_t[1], 300, "the explorer to show the second image")
+        new_menu = Select(control(browser, "target").find_element("css selector", "select"))
+        assert new_menu.first_selected_option.text == new_menu.options[0].text  # a new image: its top class
+        assert readout(browser).startswith(f"target {new_menu.options[0].text.rsplit(' (p = ', 1)[0]} (p = ")
 
     shots = ROOT / "build" / "browser"
     shots.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,8 @@
 """K-means and the spectral-clustering steps (Feng et al. 2023, eq 10–17)."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -183,3 +186,157 @@ def test_ward_cuts_exactly_k_clusters_when_merge_heights_tie():
     labels = C.ward(x, 5)
     assert sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
     assert not set(labels[:10].tolist()) & set(labels[10:].tolist())  # never a cluster across the two values
+
+
+# --- the relaxation's objective and the comparison of partitions (notebook 04) ----------------
+
+
+def random_graph(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(n, n, generator=g, dtype=torch.float64)
+    a = (a + a.T) / 2
+    a.fill_diagonal_(0)
+    return a
+
+
+def test_the_trace_of_the_indicators_is_the_cut():
+    """tr(HᵀLH) = RatioCut with 1_A/√|A|; tr(HᵀL_N H) = NCut with D^½·1_A/√vol(A); HᵀH = I."""
+    a = random_graph()
+    labels = torch.randint(0, 4, (24,), generator=torch.Generator().manual_seed(1))
+    deg = C.degree(a)
+    for kind, lap_kind, h in (("ratio", "unnormalized", C.indicator_matrix(labels)), ("normalized", "normalized", C.indicator_matrix(labels, deg))):
+        assert torch.allclose(h.T @ h, torch.eye(h.shape[1], dtype=h.dtype), atol=1e-12)
+        lap = C.laplacian(a, lap_kind)
+        assert float(torch.trace(h.T @ lap @ h)) == pytest.approx(C.cut_value(a, labels, kind), rel=1e-10)
+    # by hand, for one cluster of a 3-vertex path 0–1–2 with weights 2 and 3: cut({0}) = 2
+    path = torch.tensor([[0, 2.0, 0], [2.0, 0, 3.0], [0, 3.0, 0]], dtype=torch.float64)
+    two = torch.tensor([0, 1, 1])
+    assert C.cut_value(path, two, "ratio") == pytest.approx(2 / 1 + 2 / 2)
+    assert C.cut_value(path, two, "normalized") == pytest.approx(2 / 2 + 2 / 8)
+
+
+def test_ky_fan_the_first_q_eigenvectors_including_u1_attain_the_bound():
+    a = random_graph(seed=2)
+    q = 3
+    for lap_kind, degrees in (("unnormalized", None), ("normalized", C.degree(a))):
+        lap = C.laplacian(a, lap_kind)
+        vals, vecs, _ = C.spectral_embedding(lap, q)
+        bound = float(vals[:q].sum())
+        assert float(torch.trace(vecs[:, :q].T @ lap @ vecs[:, :q])) == pytest.approx(bound, abs=1e-9)
+        # dropping u_1 for the next eigenvector costs λ_{q+1} − λ_1 > 0: the optimum includes u_1
+        assert float(torch.trace(vecs[:, 1 : q + 1].T @ lap @ vecs[:, 1 : q + 1])) > bound + 1e-6
+        for s in range(5):  # every partition's indicators lie above the relaxed minimum
+            labels = torch.randint(0, q, (24,), generator=torch.Generator().manual_seed(s))
+            h = C.indicator_matrix(labels, degrees)
+            assert float(torch.trace(h.T @ lap @ h)) >= bound - 1e-9
+
+
+def test_ncut_gain_is_zero_on_equal_weights_and_one_along_components():
+    n = 30
+    complete = torch.ones(n, n, dtype=torch.float64) - torch.eye(n, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    for q in (2, 3, 7):
+        labels = torch.randint(0, q, (n,), generator=g)
+        labels[:q] = torch.arange(q)  # every cluster non-empty, sizes uneven
+        assert C.ncut_gain(complete, labels) == pytest.approx(0.0, abs=1e-12)
+    blocks = torch.block_diag(complete[:10, :10], complete[:20, :20])
+    truth = torch.tensor([0] * 10 + [1] * 20)
+    assert C.ncut_gain(blocks, truth) == pytest.approx(1.0)
+    assert C.ncut_gain(blocks, truth[torch.randperm(n, generator=g)]) < 0.5
+    with pytest.raises(ValueError, match="at least 2"):
+        C.ncut_gain(complete, torch.zeros(n, dtype=torch.long))
+    with pytest.raises(ValueError, match="unknown cut"):
+        C.cut_value(complete, truth, "min")
+    with pytest.raises(ValueError, match="does not match"):
+        C.cut_value(complete, truth[:5])
+
+
+def test_largest_eigengap_counts_the_pieces_of_a_graph():
+    g = torch.Generator().manual_seed(0)
+    pieces = [torch.rand(8, 8, generator=g, dtype=torch.float64) + 0.5 for _ in range(3)]
+    a = torch.block_diag(*[(p + p.T) / 2 for p in pieces])
+    a.fill_diagonal_(0)
+    vals, _, _ = C.spectral_embedding(C.laplacian(a, "normalized"), 1)
+    assert C.largest_eigengap(vals) == 3
+    # a near-uniform complete graph: the only gap is after λ_1
+    n = 24
+    flat = 1.0 + 0.05 * random_graph(n, seed=3)
+    flat.fill_diagonal_(0)
+    vals, _, _ = C.spectral_embedding(C.laplacian(flat, "normalized"), 1)
+    assert C.largest_eigengap(vals) == 1
+    assert C.largest_eigengap(torch.tensor([0.0, 0.1, 0.2, 5.0]), max_k=2) == 1  # the gap after λ_3 lies beyond max_k
+    with pytest.raises(ValueError, match="at least 2"):
+        C.largest_eigengap(torch.tensor([0.0]))
+
+
+def test_agreement_matrix_is_ari_between_runs_with_seed_agreement_on_the_diagonal():
+    from sklearn.metrics import adjusted_rand_score
+
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randint(0, 3, (40,), generator=g) for _ in range(3)]
+    b = [(a[0] + 1) % 3]  # a relabelling of a's first run
+    names, m = C.agreement_matrix({"a": a, "b": b})
+    assert names == ["a", "b"] and np.allclose(m, m.T, equal_nan=True)
+    pairs = [adjusted_rand_score(a[i].numpy(), a[j].numpy()) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert m[0, 0] == pytest.approx(np.mean(pairs))
+    assert np.isnan(m[1, 1])  # one run: no seed to compare
+    expected = np.mean([adjusted_rand_score(x.numpy(), b[0].numpy()) for x in a])
+    assert m[0, 1] == pytest.approx(expected) and expected < 1.0
+    assert C.mean_pairwise_ari([a[0], b[0]]) == pytest.approx(1.0)
+
+
+def test_clustering_runs_gives_every_method_per_seed():
+    x, truth = two_clouds(gap=12.0)
+    runs = C.clustering_runs(x, 2, 1, seeds=(0, 1))
+    assert list(runs.labels) == list(C.CLUSTERING_NAMES)
+    assert [len(v) for v in runs.labels.values()] == [2, 2, 2, 1]
+    names, m = C.agreement_matrix(runs.labels)
+    assert np.allclose(m[~np.isnan(m)], 1.0)  # two far clouds: every method, every seed finds them
+    for labels in runs.labels[C.CLUSTERING_NAMES[0]]:
+        assert len(set(zip(labels.tolist(), truth.tolist()))) == 2
+    # the decompositions are those of spectral_clustering, reusable for another Q and K
+    again = C.spectral_clustering(x, 3, n_eigvecs=2, seed=1)
+    assert torch.equal(C.spectral_labels(runs.decompositions["normalized"], 3, 2, seed=1).labels, again.labels)
+    assert torch.equal(runs.adjacency, again.adjacency)
+    # eq 11 with τ = 1 and κ = 0 keeps every edge at ≥ e^-1 of the strongest: even two far clouds
+    # give a dense graph, whose best cut is far from a clean split
+    off = ~torch.eye(len(x), dtype=torch.bool)
+    assert float(runs.adjacency[off].min()) >= math.exp(-1) - 1e-6
+    shuffled = truth[torch.randperm(len(truth), generator=torch.Generator().manual_seed(0))]
+    assert 0.1 < C.ncut_gain(runs.adjacency, truth) < 0.5 and C.ncut_gain(runs.adjacency, shuffled) < 0.05
+    with pytest.raises(ValueError, match="at least one seed"):
+        C.clustering_runs(x, 2, 1, seeds=())
+
+
+def test_kernel_pca_cosine_is_one_on_a_regular_graph_and_low_with_uneven_degrees():
+    n = 40
+    # a circulant graph: every vertex has the same degree; weights fall with the distance on a ring
+    ring = torch.tensor([[math.exp(-min(abs(i - j), n - abs(i - j)) / 3.0) if i != j else 0.0 for j in range(n)] for i in range(n)], dtype=torch.float64)
+    x = torch.zeros(n, 2)  # rows are not used: the decomposition is built from the adjacency
+    dec = C.SpectralResult(x, 1.0, ring, ring, C.laplacian(ring), *C.spectral_embedding(C.laplacian(ring), 2)[:2], torch.empty(0), torch.empty(0), 1)
+    assert C.kernel_pca_cosine(dec, 2) == pytest.approx(1.0, abs=1e-6)  # k = 2 takes the whole first frequency pair
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(n, generator=g, dtype=torch.float64) * 10 + 0.1
+    noise = torch.rand(n, n, generator=g, dtype=torch.float64)
+    uneven = s[:, None] * s[None, :] * (1 + 0.5 * (noise + noise.T) / 2)
+    uneven.fill_diagonal_(0)
+    dec = C.SpectralResult(x, 1.0, uneven, uneven, C.laplacian(uneven), *C.spectral_embedding(C.laplacian(uneven), 2)[:2], torch.empty(0), torch.empty(0), 1)
+    assert C.kernel_pca_cosine(dec, 3) < 0.5
+    with pytest.raises(ValueError, match="k=39"):
+        C.kernel_pca_cosine(dec, 39)
+
+
+def test_adjusted_rand_index_is_scikit_learns():
+    from sklearn.metrics import adjusted_rand_score
+
+    g = torch.Generator().manual_seed(0)
+    for n, ka, kb in ((50, 3, 4), (1280, 8, 8), (7, 7, 1), (200, 2, 50)):
+        a, b = torch.randint(0, ka, (n,), generator=g), torch.randint(0, kb, (n,), generator=g)
+        b[: n // 2] = a[: n // 2]  # partly agreeing, so the index is neither 0 nor 1
+        assert C.adjusted_rand_index(a, b) == pytest.approx(adjusted_rand_score(a.numpy(), b.numpy()), abs=1e-12)
+    same = torch.randint(0, 5, (40,), generator=g)
+    assert C.adjusted_rand_index(same, (same + 2) % 5) == 1.0  # the numbering does not matter
+    for a, b in ((torch.zeros(6), torch.zeros(6)), (torch.arange(6), torch.arange(6)), (torch.zeros(6), torch.arange(6))):
+        assert C.adjusted_rand_index(a, b) == pytest.approx(adjusted_rand_score(a.numpy(), b.numpy()))
+    with pytest.raises(ValueError, match="different lengths"):
+        C.adjusted_rand_index(torch.zeros(3), torch.zeros(4))

@@ -15,7 +15,7 @@ SMALL = {
     "02_gradient_cams": {"n_images": 1, "n_samples": 2},
     "03_gradient_free_cams": {"n_images": 1, "layer": "blocks.6", "n_groups": 4, "compare_conventions": False},
     "04_spectral_clustering": {"n_clusters": 4, "n_eigvecs": 2, "sigma": 30.0},
-    "05_cluster_cam": {"n_images": 1, "layer": "blocks.6", "with_score_cam": False, "clustering": "spectral", "n_clusters": 4, "alpha": 0.7},
+    "05_cluster_cam": {"n_images": 1, "layer": "blocks.6", "with_score_cam": False, "clustering": "spectral", "n_clusters": 4, "alpha": 0.7, "n_seed_images": 4},
     "06_ablations": {
         "n_images": 1, "layer": "blocks.6", "models": ["efficientnet_lite0"], "fig_classes": ["indigo bunting"],
         "alphas": [0.2, 0.8], "qs": [2, 3], "ks": [1, 2], "n_composites": 1, "stability_seeds": 2, "n_steps": 2,
