@@ -2,6 +2,7 @@
 #   make run   executes every notebook on its default parameters into build/notebooks/ (+ HTML)
 #   make run-full  the same on the large parameters (all dev images, every method; hours on a CPU)
 #   make test  runs the whole test suite, notebooks included
+#   make test-fast  the tests that need neither the pretrained weights nor the shared images (seconds)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -14,7 +15,7 @@ export CAMLAB_DATA
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: venv run run-full test clean strip
+.PHONY: venv run run-full test test-fast lint clean strip
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +32,19 @@ run-full: venv
 	$(PY) -m camlab.notebooks run notebooks build/notebooks-full --full
 
 # CAMLAB_HEADLESS: nbval runs the notebooks with no front end; the explorer then makes no widgets
-# (widget comms can stall nbclient for good, jupyter/nbclient#312)
+# (widget comms can stall nbclient for good, jupyter/nbclient#312). Two workers, one file each at
+# a time (nbval runs a notebook's cells in order in one kernel): with .ci/run's one OpenMP thread
+# per process they use both cores. Every notebook runs once on its defaults under nbval; four run
+# again on other parameters (tests/test_notebooks.py says which, and why).
 test: venv
-	CAMLAB_HEADLESS=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+	CAMLAB_HEADLESS=1 $(PY) -m pytest tests notebooks -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+
+# the inner loop: tests that use no pretrained weights and no shared images (marked by tests/conftest.py)
+test-fast: venv
+	CAMLAB_HEADLESS=1 $(PY) -m pytest tests -m fast -q -p no:cacheprovider
+
+lint: venv
+	$(PY) -m ruff check camlab tests benchmarks
 
 strip:
 	$(PY) -m camlab.notebooks strip notebooks

@@ -7,7 +7,7 @@ What every perturbation method and metric spends its time on is `camlab.masking.
 masked copies of an image, `batch_size` per pass. For each batch size this times scoring
 `--n-masks` masks of one ImageNet dev image with efficientnet_lite0 (median of `--repeats`
 rounds, each timing every batch size in both layouts once, in turn; ms per masked image), in the
-model's preferred memory layout with its batch norms folded for these passes (camlab now) and in
+model's preferred memory layout with its batch norms folded (`clf.scorer`, camlab now) and in
 the default layout, unfolded (camlab before Step 7), with the paired ratio of the two. With
 `--compile`, the same for `torch.compile(model)` (unfolded) at the best batch size, with the
 time of the first call (the compilation) reported apart. The table goes to stdout and, as CSV,
@@ -53,8 +53,8 @@ def main(argv=None) -> int:
     target = logits.argmax(1)
     maps = cap.activations[0, : args.n_masks]  # real feature maps as masks
     owner = torch.zeros(maps.shape[0], dtype=torch.long, device=device)
-    before = camlab.folding.keep_unfolded(copy.deepcopy(clf.module).to(memory_format=torch.contiguous_format))
-    models = {"preferred": clf.module, "default layout": before}
+    before = copy.deepcopy(clf.module).to(memory_format=torch.contiguous_format)  # a bare module: never folded
+    models = {"preferred": clf.scorer, "default layout": before}
     print(f"efficientnet_lite0 on {device}, torch {torch.__version__}; {maps.shape[0]} masks; preferred layout: {camlab.device.preferred_memory_format(device)}", flush=True)
     # round-robin: every (layout, batch size) once per round, so a drift of the host's speed
     # (seen here: 2× within minutes) hits all of them alike; the median over rounds is kept
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     best = min((r for r in rows if r["layout"] == "preferred"), key=lambda r: r["ms_per_image"])
     print(f"best batch size in the preferred layout: {best['batch_size']} ({best['ms_per_image']:.2f} ms per image)")
     if args.compile:
-        compiled = camlab.folding.keep_unfolded(torch.compile(clf.module))
+        compiled = torch.compile(clf.module)
         start = time.perf_counter()
         score_masked(compiled, x, maps, owner, target, batch_size=best["batch_size"])
         first = time.perf_counter() - start

@@ -8,10 +8,11 @@ the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUD
 "floor" rows time N plain forward passes of the image at the best batch size: the least any
 method that scores N masked inputs can cost. Cluster-CAM rows also give their cost over their own
 floor (one forward pass and one batch of Q), timed back to back in 31 rounds (``floor_ratio``), and
-over that floor with the model in torch's default memory layout (``default_floor_ratio``). Every
-camlab row is also timed on a deep copy of the model in the default layout with its batch norms
-left unfolded (``before_seconds``): the "before" of Step 7, when camlab chose neither a layout
-nor folded batch norms for its passes (camlab.folding); ``before_ratio`` is after / before timed
+over that floor with the model in torch's default memory layout (``default_floor_ratio``). camlab's
+methods are built on the Classifier, so their passes run on its folded twin (camlab.folding). Every
+camlab row is also timed on a deep copy of the bare module in the default layout, so never folded
+(``before_seconds``): the "before" of Step 7, when camlab chose neither a layout nor folded batch
+norms for its passes; ``before_ratio`` is after / before timed
 back to back in rounds (31, fewer for methods slower than half a second).
 The table goes to stdout and, as CSV, to
 benchmarks/results/.
@@ -167,8 +168,8 @@ def main(argv=None) -> int:
     model = clf.module
     # "before": the same weights in torch's default layout, as camlab loaded them before it chose
     # a memory layout per device (camlab's inputs follow whichever layout the model has), and
-    # with its batch norms left in place for the scoring passes
-    before = camlab.folding.keep_unfolded(copy.deepcopy(model).to(memory_format=torch.contiguous_format))
+    # with its batch norms left in place for the scoring passes (a bare module is never folded)
+    before = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     images_before = [x.contiguous() for x in images]
     rows = []
     print(f"efficientnet_lite0 on {device} ({platform.processor() or platform.machine()}), {len(images)} image(s), torch {torch.__version__}", flush=True)
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
             kw = {"batch_size": args.batch_size} if args.batch_size and name in ("scorecam", "ablationcam", "groupcam", "smoothgradcampp") else {}
             if name in CLUSTER_VARIANTS:
                 kw = {"n_clusters": q, **CLUSTER_VARIANTS[name]}
-            method = camlab.METHODS[name.split("_")[0]](model, layer, **kw)
+            method = camlab.METHODS[name.split("_")[0]](clf, layer, **kw)  # on the Classifier: its folded twin
             ours, n_fwd = time_method(method, images, args.repeats, device)
             old_method = camlab.METHODS[name.split("_")[0]](before, layer, **kw)
             old, _ = time_method(old_method, images_before, args.repeats, device)

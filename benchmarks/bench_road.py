@@ -36,7 +36,7 @@ def main() -> None:
     clf = camlab.load_model("efficientnet_lite0", device="cpu")
     records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")
     x = clf.preprocess([records[int(i)].path for i in args.images.split(",")]).contiguous()
-    heat = camlab.GradCAM(clf.module, clf.target_layer)(x).heatmaps
+    heat = camlab.GradCAM(clf, clf.target_layer)(x).heatmaps
     ranks, n = M.pixel_ranks(heat), heat[0].numel()
     fractions = M.ROAD_FRACTIONS
     removed = torch.stack([(ranks[b] < round(f * n)).view(heat.shape[1:]) for b in range(len(x)) for f in fractions])

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")
     records = sorted(random.Random(args.seed).sample(records, min(args.n_images, len(records))), key=lambda r: r.path.name)
     specs = parse_methods(args.methods)
-    methods = {label: camlab.METHODS[name](clf.module, layer, **kw) for label, name, kw in specs}
+    methods = {label: camlab.METHODS[name](clf, layer, **kw) for label, name, kw in specs}
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.machine()} CPU"
     out = Path(args.out) if args.out else RESULTS / f"bench_table2_{dev.type}.csv"
     rows = []

@@ -33,7 +33,8 @@ import camlab
 from results_csv import write_csv
 from camlab import evaluate as E
 from camlab import stats
-from camlab.sweeps import base_scissors_swaps, choose_setting, read_measured, seed_stability
+from camlab.sweeps import base_scissors_swaps, seed_stability
+from defaults_rule import choose_setting, read_measured
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_STEPS = 16
@@ -111,7 +112,7 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
                 parts = []
                 for i in range(0, len(x_all), 20):
                     x = clf.preprocess(x_all[i : i + 20])
-                    parts.append((x.shape[0], seed_stability(clf.module, x, clf.target_layer, SEEDS, **setting)))
+                    parts.append((x.shape[0], seed_stability(clf, x, clf.target_layer, SEEDS, **setting)))
                 n = sum(k for k, _ in parts)
                 st = {key: sum(k * s[key] for k, s in parts) / n for key in ("ari", "corr", "same_base", "same_scissors")}
                 st["corr_min"] = min(s["corr_min"] for _, s in parts)
@@ -138,9 +139,9 @@ def sanity(clf, labels: list[str]) -> None:
             for i in range(0, len(records), SANITY_CHUNK):
                 x = clf.preprocess([r.path for r in records[i : i + SANITY_CHUNK]])
                 if mode == "random_logit":
-                    part = S.random_logit(name, clf.module, clf.target_layer, x, seed=0, **kw)
+                    part = S.random_logit(name, clf, clf.target_layer, x, seed=0, **kw)
                 else:
-                    part = S.model_randomization(name, clf.module, clf.target_layer, x, mode=mode, seed=0, **kw)
+                    part = S.model_randomization(name, clf, clf.target_layer, x, mode=mode, seed=0, **kw)
                 rows += [{"method": label, **({} if mode == "random_logit" else {"mode": mode}), **r, "image": names[i + r["image"]]} for r in part]
             path = logit_csv if mode == "random_logit" else rand_csv
             write_csv(path, read(path) + rows)
@@ -157,7 +158,7 @@ def swaps(clf) -> None:
     for i in sorted({t["composite"] for t in tiles}):
         pair = [t for t in tiles if t["composite"] == i]
         if len(pair) == 2:
-            swaps_of = base_scissors_swaps(clf.module, clf.target_layer, pair[0]["x"], pair[0]["class_index"], pair[1]["class_index"])
+            swaps_of = base_scissors_swaps(clf, clf.target_layer, pair[0]["x"], pair[0]["class_index"], pair[1]["class_index"])
             rows.append({"composite": i, "class_a": pair[0]["class_index"], "class_b": pair[1]["class_index"], **{k: int(v) for k, v in swaps_of.items()}})
     write_csv(RESULTS / f"swap_{clf.name}.csv", rows)
     for key in ("swapped", "half", "same_base"):
@@ -265,10 +266,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.part == "choose":
-        pick, table, stab = choose_setting(*read_measured([RESULTS / f"{part}_{args.model}" for part in ("grid", "alpha_q")]))
+        rows, stab = read_measured([RESULTS / f"{part}_{args.model}" for part in ("grid", "alpha_q")])
+        pick, table = choose_setting(rows, stab)
         for r in table:
             print(f"{r['value']:60s} mean rank {r['mean_rank']:.2f}  passes {r['n_forward']:.0f}  seed corr {stab.get(r['value'], float('nan')):.3f}")
-        print(f"chosen: {pick}")
+        print(f"chosen: {pick['value']}")
         return 0
     if args.part == "report":
         report(args.model)
@@ -288,8 +290,8 @@ def main(argv=None) -> int:
     elif args.part == "grid":
         measure(clf, "grid", [spec({**s, "n_clusters": GRID_BASE["n_clusters"], **({} if s["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]})}) for s in grid_settings()], None, stability=True)
     else:  # α and Q around the best two seed-stable clustering × coupling pairs of the grid
-        _, table, _ = choose_setting(*read_measured([RESULTS / f"grid_{clf.name}"]))
-        pairs = [E.parse_methods([r["value"]])[0][2] for r in table[:2]]
+        _, table = choose_setting(*read_measured([RESULTS / f"grid_{clf.name}"]))
+        pairs = [r["setting"] for r in table[:2]]
         labels = []
         for pair in pairs:
             base = {k: pair[k] for k in ("clustering", "coupling")}

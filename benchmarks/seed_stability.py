@@ -57,12 +57,12 @@ def main(argv=None) -> int:
     rows = []
     for name, setting in SETTINGS.items():
         start = time.perf_counter()
-        st = seed_stability(clf.module, x, layer, range(args.seeds), n_clusters=args.n_clusters, alpha=args.alpha, **setting)
+        st = seed_stability(clf, x, layer, range(args.seeds), n_clusters=args.n_clusters, alpha=args.alpha, **setting)
         rows.append({"setting": name, **{k: round(v, 4) for k, v in st.items()}, "seconds": round(time.perf_counter() - start, 1)})
         print(f"  {name:40s} heatmap r between seeds {st['corr']:.3f} (lowest {st['corr_min']:.3f}); ARI {st['ari']:.3f}; "
               f"same base {st['same_base']:.0%}, same scissors {st['same_scissors']:.0%}", flush=True)
     # why the paper's eq 22 moves most: the scales of the two cluster means it subtracts
-    state = camlab.ClusterCAM(clf.module, layer, n_clusters=args.n_clusters, clustering="kmeans").fit(x)
+    state = camlab.ClusterCAM(clf, layer, n_clusters=args.n_clusters, clustering="kmeans").fit(x)
     rows_ = torch.arange(len(x))
     peaks = state.cluster_maps.flatten(2).amax(2)
     ratio = peaks[rows_, state.cluster_scores.argmax(1)] / peaks[rows_, state.cluster_scores.argmin(1)].clamp_min(1e-12)

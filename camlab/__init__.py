@@ -3,14 +3,15 @@
 >>> import camlab
 >>> clf = camlab.load_model("efficientnet_lite0")
 >>> x = clf.preprocess(camlab.data.sample_images()["chelsea"])
->>> exp = camlab.METHODS["cam"](clf.module, clf.target_layer)(x)
+>>> exp = camlab.METHODS["cam"](clf, clf.target_layer)(x)
 >>> exp.heatmaps.shape
 torch.Size([1, 224, 224])
 """
 
 from . import clustering, data, folding, masking, metrics, plot, sanity
 from .device import resolve_device
-from .explanation import Explanation
+from .explanation import ClusterExplanation, Explanation
+from .folding import FoldedNetwork, fold
 from .images import load_image
 from .layers import capture, layer_names, resolve_layer
 from .maps import normalize_maps, upsample
@@ -54,6 +55,8 @@ __all__ = [
     "XGradCAM",
     "clustering",
     "folding",
+    "fold",
+    "FoldedNetwork",
     "masking",
     "metrics",
     "sanity",
@@ -61,6 +64,7 @@ __all__ = [
     "upsample",
     "Classifier",
     "Explanation",
+    "ClusterExplanation",
     "METHODS",
     "MODELS",
     "capture",

@@ -6,6 +6,7 @@ and setting, the harness's columns) and ``<stem>_pointing.csv`` (one row per til
 pointing game). :func:`read_run` reads one or more parts into a :class:`Run`;
 :func:`against` gives every setting its means with 95 % intervals and its paired differences to a
 reference (:func:`camlab.verdict.compare`: better, worse or not separated by the paired interval);
+:func:`holm_adjusted` corrects their p for the number of comparisons;
 :func:`coverage_correlation` asks whether a metric, across the settings, mostly follows the share
 of the image the maps keep (Pearson r of the settings' means, with a bootstrap interval over the
 settings or over the images). For the live part of notebook 06: :func:`measure_settings` runs
@@ -34,7 +35,7 @@ import torch
 from . import stats as S
 from .verdict import Comparison, as_number, compare
 
-__all__ = ["Run", "SettingSummary", "RANKED", "read_run", "setting_of", "find_label", "against", "coverage_correlation", "measure_settings", "axis_agreement"]
+__all__ = ["Run", "SettingSummary", "RANKED", "read_run", "setting_of", "find_label", "against", "holm_adjusted", "coverage_correlation", "measure_settings", "axis_agreement"]
 
 RANKED = ("drop", "increase", "insertion", "deletion", "pointing")  # the rule's five metrics (benchmarks/RESULTS.md, Step 8)
 
@@ -165,6 +166,17 @@ def against(run: Run, labels: Sequence[str], reference: str, metrics: Sequence[s
             summary.coverage_difference = S.paired_difference([a[i] for i in common], [b[i] for i in common])
         out.append(summary)
     return out
+
+
+def holm_adjusted(summaries: Sequence[SettingSummary]) -> dict[tuple[str, str], float]:
+    """Every paired difference of ``summaries`` (those with a comparison), tested together as one
+    family: ``{(label, metric): Holm-adjusted Wilcoxon p}`` (Holm 1979, :func:`camlab.stats.holm`).
+    A separation by the paired interval whose adjusted p is at most 0.05 survives the correction
+    for the number of comparisons made; NaN stays NaN."""
+    keys = [(s.label, m) for s in summaries if s.comparison is not None for m in s.comparison.differences]
+    by = {s.label: s for s in summaries}
+    adjusted = S.holm([by[label].comparison.differences[m].p for label, m in keys])
+    return dict(zip(keys, adjusted))
 
 
 def _matrix(rows: Sequence[dict[str, Any]], labels: Sequence[str], metric: str) -> np.ndarray:

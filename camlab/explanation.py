@@ -1,4 +1,4 @@
-"""The one result type that every CAM method returns."""
+"""The one result type that every CAM method returns, and Cluster-CAM's richer form of it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Explanation"]
+__all__ = ["Explanation", "ClusterExplanation"]
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Explanation:
         method: registered name of the method that produced it.
         layer: dotted name of the target layer.
         params: the method's parameters, for the record.
-        extras: method-specific intermediates (e.g. cluster labels), kept on the CPU.
+        extras: method-specific intermediates by name (e.g. Score-CAM's ``channel_scores``), on the CPU.
         raw: the map before post-processing, B×h×w at the target layer's resolution — Σ_n w_n F_n
             (or the method's spatial map) before ReLU, upsampling and min–max scaling. Its values
             keep their size, so two classes or two images can be drawn on one colour scale.
@@ -40,16 +40,29 @@ class Explanation:
     extras: dict[str, Any] = field(default_factory=dict)
     raw: torch.Tensor | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        # method-specific intermediates read as attributes: exp.labels, exp.cluster_maps, …
-        extras = self.__dict__.get("extras", {})
-        if name in extras:
-            return extras[name]
-        raise AttributeError(f"{type(self).__name__} of {self.__dict__.get('method') or 'this method'} has no {name!r}; it has {sorted(extras) or 'no extras'}")
-
     def __len__(self) -> int:
         return int(self.heatmaps.shape[0])
 
     def numpy(self):
         """The heatmaps as a float32 numpy array B×H×W."""
         return self.heatmaps.detach().cpu().numpy()
+
+
+@dataclass(kw_only=True)
+class ClusterExplanation(Explanation):
+    """What :class:`camlab.methods.ClusterCAM` returns: an :class:`Explanation` with the clusters
+    behind the map (Feng et al. 2023, eq 18–21), all on the CPU.
+
+    Attributes:
+        labels: long B×N, the cluster of every channel of the target layer.
+        cluster_maps: B×Q×h×w, the representative (mean) map of each cluster (eq 18).
+        cluster_scores: B×Q, the score of the image masked by each cluster's map (eq 19).
+        base: long (B,), the best-scoring cluster, the cognition base (eq 20).
+        scissors: long (B,), the worst-scoring cluster, the cognition scissors (eq 21).
+    """
+
+    labels: torch.Tensor
+    cluster_maps: torch.Tensor
+    cluster_scores: torch.Tensor
+    base: torch.Tensor
+    scissors: torch.Tensor

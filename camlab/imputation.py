@@ -73,7 +73,18 @@ def _solve(image: np.ndarray, removed: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def noisy_linear_impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Impute the removed pixels of a batch of images (ROAD's noisy linear imputation).
+    """Impute the removed pixels of a batch of images (ROAD's noisy linear imputation, Rong et
+    al., ICML 2022): each removed pixel i is the weighted mean of its 8 neighbours j,
+
+        (Σ_j w_ij) v_i − Σ_{j removed} w_ij v_j = Σ_{j kept} w_ij x_j,    w = 1/6 (sides), 1/12 (diagonals),
+
+    solved for all removed pixels at once, then ``+ N(0, noise²)``.
+
+    Examples:
+        >>> removed = torch.zeros(1, 224, 224, dtype=torch.bool); removed[:, 64:160, 64:160] = True
+        >>> filled = camlab.metrics.noisy_linear_impute(x, removed, noise=0.0)
+        >>> filled.shape, torch.equal(filled[..., :64, :], x[..., :64, :])  # kept pixels unchanged
+        (torch.Size([1, 3, 224, 224]), True)
 
     Args:
         x: B×C×H×W images (the normalised input, as the model sees it).

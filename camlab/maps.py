@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize_maps", "normalizing_affine", "upsample", "is_constant", "common_scale"]
+__all__ = [
+    "normalize_maps", "normalizing_affine", "upsample", "is_constant", "common_scale", "map_correlation", "correlation_matrix",
+    "near_identical",
+]
 
 
 def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> torch.Tensor:
@@ -73,3 +76,49 @@ def common_scale(raws: "list[torch.Tensor] | tuple[torch.Tensor, ...]", size: tu
     top = torch.stack([u.flatten(1).amax(1) for u in ups]).amax(0)
     scale = torch.where(top > 0, 1.0 / top.clamp_min(1e-30), torch.zeros_like(top))
     return [u * scale[:, None, None] for u in ups]
+
+
+def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson r between maps ``a[i]`` and ``b[i]`` of two B×h×w stacks, one value per image (B,).
+
+    A constant map ranks nothing and correlates with no map: its r is 0, never NaN.
+
+    >>> a = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]])
+    >>> map_correlation(a, 2 * a + 1), map_correlation(a, -a), map_correlation(a, torch.ones_like(a))
+    (tensor([1.]), tensor([-1.]), tensor([0.]))
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"the two stacks of maps differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+    u = a.flatten(1).double() - a.flatten(1).double().mean(1, keepdim=True)
+    v = b.flatten(1).double() - b.flatten(1).double().mean(1, keepdim=True)
+    norm = u.norm(dim=1) * v.norm(dim=1)
+    r = (u * v).sum(1) / norm.clamp_min(1e-300)
+    return torch.where(norm > 0, r, torch.zeros_like(r)).clamp(-1, 1).float()
+
+
+def correlation_matrix(maps: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`map_correlation` between every pair of named B×h×w stacks: M×M×B (M names, B images)."""
+    stacks = list(maps.values())
+    return torch.stack([torch.stack([map_correlation(a, b) for b in stacks]) for a in stacks])
+
+
+def near_identical(r: torch.Tensor, names: list[str], threshold: float = 0.99) -> list[list[str]]:
+    """Groups of names whose maps are the same in effect: joined when their mean r over the images
+    (``r``: M×M×B, from :func:`correlation_matrix`) reaches ``threshold``, transitively."""
+    mean = r.mean(-1)
+    groups: list[list[str]] = []
+    seen: set[int] = set()
+    for i in range(len(names)):
+        if i in seen:
+            continue
+        stack, members = [i], []
+        seen.add(i)
+        while stack:
+            k = stack.pop()
+            members.append(k)
+            for j in range(len(names)):
+                if j not in seen and float(mean[k, j]) >= threshold:
+                    seen.add(j)
+                    stack.append(j)
+        groups.append([names[k] for k in sorted(members)])
+    return groups

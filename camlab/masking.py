@@ -1,6 +1,6 @@
 """The one masking function, and batched scoring of masked inputs.
 
-Spec §1: masking an input ``X`` with a map ``M ∈ [0, 1]^{H×W}`` is ``X ⊙ M`` on the *normalised*
+Masking an input ``X`` with a map ``M ∈ [0, 1]^{H×W}`` is ``X ⊙ M`` on the *normalised*
 tensor, where masked-out pixels take the value of a **baseline** ``X_b``:
 ``X ⊙ M + X_b ⊙ (1 − M)``. The default baseline is zeros in normalised space (the dataset mean
 colour); ``"blur"`` is a heavily blurred copy of the image (Group-CAM, insertion). Score-CAM,
@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import module_memory_format
-from .folding import folded
 from .maps import normalize_maps, upsample
 
 __all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_batch", "score_masked", "target_scores", "check_score", "SCORES"]
@@ -101,10 +100,10 @@ def target_scores(logits: torch.Tensor, targets: torch.Tensor, score: str = "sof
 
 
 def score_batch(module: nn.Module, x: torch.Tensor, targets: torch.Tensor, score: str = "softmax") -> torch.Tensor:
-    """The score of each image's target for a batch that needs no gradient, in one pass under
-    ``torch.inference_mode()`` (batch norms folded, :mod:`camlab.folding`); returned as a normal tensor."""
+    """The score of each image's target for a batch that needs no gradient, in one pass of
+    ``module`` under ``torch.inference_mode()``; returned as a normal tensor."""
     with torch.inference_mode():
-        out = target_scores(folded(module, x)(x), targets, score)
+        out = target_scores(module(x), targets, score)
     return out.clone()
 
 
@@ -128,8 +127,8 @@ def score_masked(
     ``x`` (B×C×H×W) with its baseline (``bases``, when given, is that baseline already made);
     the result is the score of ``targets[owner[k]]``. The masked images are built one chunk at a
     time, never all at once, in the model's memory layout, and scored under
-    ``torch.inference_mode()`` (nothing here needs autograd), through the network with its batch
-    norms folded into its convolutions (:mod:`camlab.folding`; the same scores to float rounding).
+    ``torch.inference_mode()`` (nothing here needs autograd), through ``module`` as given (a
+    method passes its ``net``: a Classifier's folded twin, :mod:`camlab.folding`).
 
     Returns:
         K scores, on the model's device.
@@ -142,7 +141,6 @@ def score_masked(
         if bases is None and not zero_base:
             bases = make_baseline(x, baseline)
         out = torch.empty(maps.shape[0], device=x.device, dtype=x.dtype)
-        net = None
         for start in range(0, maps.shape[0], batch_size):
             idx = slice(start, start + batch_size)
             m = maps[idx].to(x.dtype)
@@ -155,7 +153,5 @@ def score_masked(
             single = bool((who == who[0]).all())
             pick = who[0] if single else who
             batch = apply_masks(x[pick], m, None if zero_base else bases[pick]).contiguous(memory_format=layout)
-            if net is None:
-                net = folded(module, batch)
-            out[idx] = target_scores(net(batch), targets[who], score)
+            out[idx] = target_scores(module(batch), targets[who], score)
     return out.clone()  # a normal tensor: the caller may write into it outside inference mode

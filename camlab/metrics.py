@@ -1,27 +1,32 @@
 """Evaluation metrics, batched, in torch on the model's device.
 
 Every masking metric masks through :func:`camlab.masking.apply_masks` — the same function the
-methods use — on the normalised input, and scores with softmax probabilities.
+methods use — on the normalised input, and scores with softmax probabilities. The model is a
+:class:`~camlab.Classifier` (scored through its folded twin, ``Classifier.scorer``) or an
+``nn.Module`` (run as it is).
 
-- :func:`confidence_drop` and :func:`increase` — Feng et al. (2023), Table 1 (eq 23): the
-  explanation input is ``E = X ⊙ H``; ``Y = S_c(X)``, ``O = S_c(E)``. ``drop`` is clipped at 0
-  (Chattopadhyay et al. 2018's average drop), ``drop_unclipped`` is eq 23 as printed (the paper
-  does not say whether it clips, so tables show both).
+- :func:`confidence_drop` and :func:`increase` — the explanation input is ``E = X ⊙ H``;
+  ``Y = S_c(X)``, ``O = S_c(E)``. ``drop = max(0, Y − O) / Y`` is Chattopadhay et al. (WACV
+  2018)'s Average Drop; ``drop_unclipped = (Y − O) / Y`` is Feng et al. (2023)'s eq 23 as
+  printed, without the max(0, ·) (the paper does not say whether it clips, so tables show both);
+  ``increase = [O > Y]`` is Chattopadhay et al.'s Increase in Confidence (Feng et al.'s
+  "increase number", Table 1).
 - ``gain`` — Average Gain (Zhang et al. 2023, Opti-CAM): ``max(0, O − Y) / (1 − Y)``, the
   counterpart of the drop, which rewards only losses.
 - Equal area (``drop_top10``, ``increase_top20``, ``gain_top50``, …): the same three on the map
   binarised to its top 10 %, 20 % or 50 % of pixels (:func:`top_fraction`), so every method keeps
   the same area and a map cannot win by covering more.
-- :func:`deletion` and :func:`insertion` — Petsiuk et al. (2018): pixels in order of heatmap
-  value, removed towards the baseline or inserted into a blurred image, in ``n_steps`` steps;
-  the area under the score curve over the fraction of pixels.
+- :func:`deletion` and :func:`insertion` — Petsiuk et al. (BMVC 2018, RISE): pixels in order of
+  heatmap value, removed towards the baseline or inserted into a blurred image, in ``n_steps``
+  steps; the area under the score curve over the fraction of pixels, ``∫₀¹ S_c(X_p) dp``.
 - :func:`road` — ROAD (Rong et al., ICML 2022): remove 10 %, 20 %, …, 90 % of the pixels, most
   relevant first (``road_morf``, lower is better) or least relevant first (``road_lerf``, higher
   is better), and *impute* them (:func:`noisy_linear_impute`) instead of blacking them out, so
   the removed region does not itself tell the model something; ``road = (road_lerf −
   road_morf) / 2``, higher is better.
-- :func:`grid_pointing` — tiles of known classes in one composite image: the share of the
-  heatmap's positive mass inside the target's tile, and whether its maximum lies there.
+- :func:`grid_pointing` — tiles of known classes in one composite image (the grid pointing game
+  of Böhle et al., CVPR 2021): the share of the heatmap's positive mass inside the target's
+  tile, and whether its maximum lies there (the pointing game of Zhang et al., ECCV 2016).
 - :func:`coverage` — the mean heatmap value, to see when a metric rewards maps that keep most
   of the image.
 
@@ -31,6 +36,11 @@ fifth zeros) would otherwise be ordered in raster order, top rows first.
 
 :func:`measure` computes any of them at once per image (the drops, increases and gains share
 their passes).
+
+The examples use a model and one preprocessed image::
+
+    clf = camlab.load_model("efficientnet_lite0")
+    x = clf.preprocess(["image.jpg"])  # 1×3×224×224
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from torch import nn
 from .device import default_batch_size, module_memory_format, to_model_format
 from .imputation import noisy_linear_impute
 from .masking import Baseline, make_baseline, score_batch, score_masked
+from .models import Classifier
 
 __all__ = [
     "METRICS",
@@ -89,6 +100,12 @@ HIGHER_IS_BETTER = {
 }
 
 
+def _network(model: nn.Module | Classifier) -> nn.Module:
+    """The network to score with: a Classifier's :attr:`~camlab.Classifier.scorer` (its folded
+    twin), or the module itself."""
+    return model.scorer if isinstance(model, Classifier) else model
+
+
 def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x = to_model_format(x, module)
     dev = x.device
@@ -108,6 +125,7 @@ def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets
 
 
 def _clean_and_explained(module, x, heatmaps, targets, baseline: Baseline = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
+    module = _network(module)
     x, h, t = _prepare(module, x, heatmaps, targets)
     y = score_batch(module, x, t)
     owner = torch.arange(x.shape[0], device=x.device)
@@ -116,10 +134,20 @@ def _clean_and_explained(module, x, heatmaps, targets, baseline: Baseline = "zer
 
 
 def confidence_drop(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, clip: bool = True, baseline: Baseline = "zeros") -> torch.Tensor:
-    """Per-image relative drop ``(Y − O) / Y`` (eq 23), clipped at 0 unless ``clip=False``.
+    """Per-image relative drop of the target's probability when the image is masked by its map,
 
-    Lower is better; ``100 · mean`` is the paper's "confidence drop". A constant zero heatmap
+        drop = max(0, Y − O) / Y    (clip=True: Chattopadhay et al., WACV 2018, Average Drop),
+        drop = (Y − O) / Y          (clip=False: Feng et al. 2023, eq 23 as printed),
+
+    with ``Y = S_c(X)``, ``O = S_c(X ⊙ H + X_b ⊙ (1 − H))`` (``baseline`` X_b). Lower is better;
+    ``100 · mean`` is the papers' "average drop" / "confidence drop". A constant zero heatmap
     masks everything: O is the score of the baseline input.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> drop = camlab.metrics.confidence_drop(clf, x, exp.heatmaps, exp.targets)
+        >>> drop.shape, 0 <= float(drop) <= 1
+        (torch.Size([1]), True)
     """
     y, o = _clean_and_explained(module, x, heatmaps, targets, baseline)
     return _drop(y, o, clip)
@@ -131,13 +159,30 @@ def _drop(y: torch.Tensor, o: torch.Tensor, clip: bool = True) -> torch.Tensor:
 
 
 def increase(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros") -> torch.Tensor:
-    """Per-image bool: is the score on the explanation input strictly higher (``O > Y``)?"""
+    """Per-image bool ``O > Y``: is the target's probability strictly higher on the explanation
+    input ``X ⊙ H`` than on the image? ``100 · mean`` is Chattopadhay et al. (WACV 2018)'s
+    "Increase in Confidence", Feng et al. (2023)'s "increase number" (Table 1); higher is better.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> inc = camlab.metrics.increase(clf, x, exp.heatmaps, exp.targets)
+        >>> inc.dtype, inc.shape
+        (torch.bool, torch.Size([1]))
+    """
     y, o = _clean_and_explained(module, x, heatmaps, targets, baseline)
     return o > y
 
 
 def check_metrics(names: Sequence[str]) -> list[str]:
-    """The metric names, or a ValueError naming the first unknown one and those available."""
+    """The metric names, or a ValueError naming the first unknown one and those available.
+
+    Examples:
+        >>> camlab.metrics.check_metrics(["drop", "road"])
+        ['drop', 'road']
+        >>> camlab.metrics.check_metrics(["dorp"])
+        Traceback (most recent call last):
+        ValueError: unknown metric 'dorp'; available: drop, drop_unclipped, increase, ...
+    """
     bad = [m for m in names if m not in METRICS]
     if bad:
         raise ValueError(f"unknown metric {bad[0]!r}; available: {', '.join(METRICS)}")
@@ -152,10 +197,25 @@ def measure(
     deletion areas with ``n_steps`` steps, ROAD, the equal-area drop, increase and gain, coverage.
     The drops, increases and gains share one clean and one explained pass (and one pass per
     area); ``seed`` breaks ties in the pixel order and draws ROAD's noise, so reruns are identical.
+    With Y = S_c(X), O = S_c(X ⊙ H) (softmax probabilities):
 
-    >>> values = measure(clf.module, x, exp.heatmaps, exp.targets, ["drop", "gain", "road"])  # doctest: +SKIP
+        drop = max(0, Y − O) / Y, drop_unclipped = (Y − O) / Y   Chattopadhay et al. 2018; Feng et al. 2023, eq 23
+        increase = [O > Y]                                       Chattopadhay et al., WACV 2018
+        gain = max(0, O − Y) / (1 − Y)                           Zhang et al. 2023 (Opti-CAM)
+        insertion, deletion = ∫₀¹ S_c(X_p) dp                    Petsiuk et al., BMVC 2018
+        road_morf, road_lerf = mean_p S_c(impute(X, p))          Rong et al., ICML 2022
+        road = (road_lerf − road_morf) / 2
+        drop_topNN, increase_topNN, gain_topNN: the same with H = top_fraction(H, NN %)
+        coverage = mean_ij H(i, j)
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> values = camlab.metrics.measure(clf, x, exp.heatmaps, exp.targets, ["gain", "drop", "drop_top20"])
+        >>> list(values), values["drop"].shape  # in the order of METRICS
+        (['drop', 'gain', 'drop_top20'], torch.Size([1]))
     """
     metrics = check_metrics(metrics)
+    module = _network(module)
     want = set(metrics)
     out: dict[str, torch.Tensor] = {}
     if want & {"drop", "drop_unclipped", "increase", "gain", *EQUAL_AREA}:
@@ -192,10 +252,18 @@ def _gain(y: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
 
 
 def average_gain(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros") -> torch.Tensor:
-    """Per-image Average Gain term (Zhang et al. 2023, Opti-CAM, eq 13): ``max(0, O − Y) / (1 − Y)``
-    with ``E = X ⊙ H``; higher is better, ``100 · mean`` is the paper's "AG".
+    """Per-image Average Gain term (Zhang et al. 2023, Opti-CAM, eq 13),
 
-    >>> average_gain(clf.module, x, exp.heatmaps, exp.targets)  # doctest: +SKIP
+        gain = max(0, O − Y) / (1 − Y)    (0 when Y = 1),
+
+    with ``Y = S_c(X)``, ``O = S_c(X ⊙ H)``; higher is better, ``100 · mean`` is the paper's "AG".
+    The counterpart of the clipped drop (:func:`confidence_drop`), which rewards only losses.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> gain = camlab.metrics.average_gain(clf, x, exp.heatmaps, exp.targets)
+        >>> gain.shape, 0 <= float(gain) <= 1
+        (torch.Size([1]), True)
     """
     y, o = _clean_and_explained(module, x, heatmaps, targets, baseline)
     return _gain(y, o)
@@ -206,6 +274,10 @@ def pixel_ranks(heatmaps: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
     Equal values are ordered at random (a seeded permutation per image), never by position: a
     stable sort would remove tied pixels top row first.
+
+    Examples:
+        >>> camlab.metrics.pixel_ranks(torch.tensor([[[0.1, 0.9], [0.5, 0.3]]]))
+        tensor([[3, 0, 1, 2]])
     """
     h = torch.as_tensor(heatmaps).flatten(1)
     b, n = h.shape
@@ -219,7 +291,14 @@ def pixel_ranks(heatmaps: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def top_fraction(heatmaps: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
     """The map binarised to its top ``fraction`` of pixels (exactly ``round(fraction · H·W)`` ones
-    per map, ties broken at random by :func:`pixel_ranks`), in the heatmaps' dtype."""
+    per map, ties broken at random by :func:`pixel_ranks`), in the heatmaps' dtype: the map of
+    the equal-area metrics ``drop_topNN``, ``increase_topNN``, ``gain_topNN`` (fraction NN %).
+
+    Examples:
+        >>> camlab.metrics.top_fraction(torch.tensor([[[0.1, 0.9], [0.5, 0.3]]]), 0.5)
+        tensor([[[0., 1.],
+                 [1., 0.]]])
+    """
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
     h = torch.as_tensor(heatmaps)
@@ -228,7 +307,13 @@ def top_fraction(heatmaps: torch.Tensor, fraction: float, seed: int = 0) -> torc
 
 
 def confidence_summary(drops: torch.Tensor | Sequence[float], increases: torch.Tensor | Sequence[bool]) -> dict[str, float]:
-    """Table 1's two numbers, as percentages: mean drop and share of increases."""
+    """Feng et al. (2023)'s Table 1 numbers, as percentages: ``100 · mean(drop)`` and
+    ``100 · mean(increase)`` over the images.
+
+    Examples:
+        >>> camlab.metrics.confidence_summary([0.25, 0.75], [True, False])
+        {'confidence_drop': 50.0, 'increase': 50.0, 'n_images': 2}
+    """
     d = torch.as_tensor(drops, dtype=torch.float64)
     i = torch.as_tensor(increases, dtype=torch.float64)
     return {"confidence_drop": 100 * float(d.mean()), "increase": 100 * float(i.mean()), "n_images": int(d.numel())}
@@ -257,6 +342,7 @@ def _order_masks(h: torch.Tensor, n_steps: int, seed: int = 0) -> torch.Tensor:
 def _curves(module, x, heatmaps, targets, n_steps, mode, baseline, batch_size, seed=0) -> Curves:
     if n_steps < 1:
         raise ValueError(f"n_steps must be ≥ 1, got {n_steps}")
+    module = _network(module)
     x, h, t = _prepare(module, x, heatmaps, targets)
     b = x.shape[0]
     steps = _order_masks(h, n_steps, seed)  # 1 where the pixel is among the top k
@@ -274,14 +360,36 @@ def _curves(module, x, heatmaps, targets, n_steps, mode, baseline, batch_size, s
 def deletion(
     module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, baseline: Baseline = "zeros", batch_size: int | None = None, seed: int = 0
 ) -> Curves:
-    """Remove pixels (most salient first, ties at random with ``seed``) towards the baseline;
-    lower area is better (Petsiuk et al. 2018)."""
+    """Deletion (Petsiuk et al., BMVC 2018, RISE): remove pixels, most salient first (ties at
+    random with ``seed``), towards the baseline X_b; lower area is better.
+
+        X_p = X ⊙ (1 − T_p) + X_b ⊙ T_p,    auc = ∫₀¹ S_c(X_p) dp  (trapezoid, p = k / n_steps),
+
+    T_p the top fraction p of the map's pixels (:func:`pixel_ranks`), S_c the softmax probability.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> curves = camlab.metrics.deletion(clf, x, exp.heatmaps, exp.targets, n_steps=4)
+        >>> curves.fractions, curves.scores.shape, curves.auc.shape
+        (tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000]), torch.Size([1, 5]), torch.Size([1]))
+    """
     return _curves(module, x, heatmaps, targets, n_steps, "deletion", baseline, batch_size, seed)
 
 
 def insertion(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, batch_size: int | None = None, seed: int = 0) -> Curves:
-    """Insert pixels (most salient first, ties at random with ``seed``) into a blurred copy of the
-    image; higher area is better (Petsiuk et al. 2018)."""
+    """Insertion (Petsiuk et al., BMVC 2018, RISE): insert pixels, most salient first (ties at
+    random with ``seed``), into a blurred copy of the image; higher area is better.
+
+        X_p = X ⊙ T_p + blur(X) ⊙ (1 − T_p),    auc = ∫₀¹ S_c(X_p) dp  (trapezoid, p = k / n_steps),
+
+    T_p the top fraction p of the map's pixels (:func:`pixel_ranks`), S_c the softmax probability.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> curves = camlab.metrics.insertion(clf, x, exp.heatmaps, exp.targets, n_steps=4)
+        >>> torch.allclose(curves.scores[:, -1], exp.scores, atol=1e-4)  # all inserted: the image's score
+        True
+    """
     return _curves(module, x, heatmaps, targets, n_steps, "insertion", "blur", batch_size, seed)
 
 
@@ -327,9 +435,18 @@ def road(
     score the target's softmax probability. One imputation per image × fraction × order; the
     imputed images are scored ``batch_size`` at a time.
 
-    >>> r = road(clf.module, x, exp.heatmaps, exp.targets)  # doctest: +SKIP
-    >>> r.score  # (road_lerf − road_morf) / 2 per image
+        road_morf = mean_p S_c(impute(X, MoRF_p)),    road_lerf = mean_p S_c(impute(X, LeRF_p)),
+        road = (road_lerf − road_morf) / 2    (higher is better),
+
+    the :class:`Road` result's ``morf_mean``, ``lerf_mean`` and ``score``.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> r = camlab.metrics.road(clf, x, exp.heatmaps, exp.targets, fractions=(0.2, 0.5))
+        >>> r.morf.shape, r.score.shape  # one curve per image; road per image
+        (torch.Size([1, 2]), torch.Size([1]))
     """
+    module = _network(module)
     x, h, t = _prepare(module, x, heatmaps, targets)
     f = torch.as_tensor(list(fractions), dtype=torch.float64)
     if f.numel() == 0 or bool(((f <= 0) | (f >= 1)).any()):
@@ -351,7 +468,14 @@ def road(
 
 
 def coverage(heatmaps: torch.Tensor) -> torch.Tensor:
-    """Mean heatmap value per map (B,): the share of the image a map keeps, softly."""
+    """Mean heatmap value per map (B,), ``coverage = 1/(H·W) Σ_ij H(i,j)``: the share of the
+    image a map keeps, softly. No better direction: it shows when a metric rewards maps that keep
+    most of the image.
+
+    Examples:
+        >>> camlab.metrics.coverage(torch.tensor([[[0.1, 0.9], [0.5, 0.3]]]))
+        tensor([0.4500])
+    """
     h = torch.as_tensor(heatmaps)
     return h.flatten(1).float().mean(1)
 
@@ -365,9 +489,21 @@ class PointingResult:
 
 
 def grid_pointing(heatmap: torch.Tensor, box: tuple[int, int, int, int]) -> PointingResult:
-    """Score one H×W heatmap against the tile ``box = (top, left, height, width)`` of its target.
+    """Score one H×W heatmap against the tile ``box = (top, left, height, width)`` of its target
+    in a grid of images of different classes (the grid pointing game, Böhle et al., CVPR 2021
+    and 2022):
+
+        mass_inside = Σ_{(i,j) ∈ box} H⁺(i,j) / Σ_ij H⁺(i,j)    (H⁺ = max(H, 0)),
+        max_inside = argmax_ij H ∈ box    (a hit of the pointing game, Zhang et al., ECCV 2016).
 
     A heatmap with no positive mass scores 0 and misses.
+
+    Examples:
+        >>> heat = torch.zeros(224, 224); heat[10:50, 20:60] = 1.0  # all in the top-left tile of a 2×2 grid
+        >>> camlab.metrics.grid_pointing(heat, (0, 0, 112, 112))
+        PointingResult(mass_inside=1.0, max_inside=True)
+        >>> camlab.metrics.grid_pointing(heat, (112, 0, 112, 112))
+        PointingResult(mass_inside=0.0, max_inside=False)
     """
     h = torch.as_tensor(heatmap).float().clamp_min(0)
     top, left, height, width = box

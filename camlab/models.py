@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Callable, Sequence
@@ -23,6 +23,7 @@ from torch import nn
 from torchvision import transforms as T
 
 from .device import preferred_memory_format, resolve_device
+from .folding import FoldedNetwork, check_twin, fold
 from .images import ImageLike, load_image
 
 __all__ = ["Classifier", "load_model", "MODELS", "imagenet_categories", "imagenet_synsets"]
@@ -53,6 +54,11 @@ class Classifier:
         target_layer: dotted name of the default CAM layer (the input of global average pooling).
         name: the registered model name.
         mean, std: the normalisation constants used by ``transform``.
+        input_size: the H×W that ``transform`` gives (the example :meth:`refold` folds on).
+        fast: the network's folded twin (:func:`camlab.folding.fold`; None when there is nothing
+            to fold), made by :func:`load_model`. Methods built on the Classifier run their passes
+            on it; methods built on ``module`` run ``module`` as it is. It is a snapshot: after
+            changing ``module``'s weights, or moving or converting it, call :meth:`refold`.
     """
 
     module: nn.Module
@@ -62,12 +68,36 @@ class Classifier:
     name: str
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    input_size: tuple[int, int] = (224, 224)
+    fast: FoldedNetwork | None = field(default=None, repr=False)
 
     @property
     def device(self) -> torch.device:
         from .device import module_device
 
         return module_device(self.module)
+
+    def refold(self) -> FoldedNetwork | None:
+        """Make :attr:`fast` again from ``module`` as it is now (its weights, device, dtype and
+        layout), on a fixed random example of :attr:`input_size`; returns it. Methods built
+        before keep the twin they were built with: build them again."""
+        from .device import module_device
+
+        weight = next((p for p in self.module.parameters() if p.is_floating_point()), None)
+        dtype = torch.float32 if weight is None else weight.dtype
+        example = torch.randn(1, 3, *self.input_size, generator=torch.Generator().manual_seed(0))
+        self.fast = fold(self.module, example.to(module_device(self.module), dtype))
+        return self.fast
+
+    @property
+    def scorer(self) -> nn.Module:
+        """The network for passes that only need scores (the metrics): the folded twin when
+        there is one, else ``module``. Raises when ``module`` was moved or converted since the
+        twin was made (call :meth:`refold`)."""
+        if self.fast is None:
+            return self.module
+        check_twin(self.module, self.fast.network)
+        return self.fast.network
 
     def preprocess(self, images: ImageLike | Sequence[ImageLike], resize: bool = True) -> torch.Tensor:
         """One image or a list of images (paths, PIL images, arrays) → a B×3×H×W batch on the model's device.
@@ -213,6 +243,7 @@ def _efficientnet_lite(variant: str, weights: str | None, resize: int, crop: int
         name=f"efficientnet_{variant}",
         mean=mean,
         std=std,
+        input_size=(crop, crop),
     )
 
 
@@ -274,7 +305,8 @@ MODELS: dict[str, Callable[[str | None], Classifier]] = {
 def load_model(name: str = "efficientnet_lite0", device: str | torch.device | None = None, weights: str | None = "default") -> Classifier:
     """Load a registered ImageNet classifier in eval mode on ``device``, in the memory layout
     measured fastest there (:func:`camlab.device.preferred_memory_format`: ``channels_last`` on
-    the CPU). Inputs made by :meth:`Classifier.preprocess` follow the model's layout.
+    the CPU), with its folded twin made (:attr:`Classifier.fast`, :mod:`camlab.folding`). Inputs
+    made by :meth:`Classifier.preprocess` follow the model's layout.
 
     Args:
         name: one of :data:`MODELS` (``"efficientnet_lite0"`` is the offline default).
@@ -288,4 +320,5 @@ def load_model(name: str = "efficientnet_lite0", device: str | torch.device | No
     clf = MODELS[name](weights)
     dev = resolve_device(device)
     clf.module.eval().to(dev, memory_format=preferred_memory_format(dev))
+    clf.refold()
     return clf

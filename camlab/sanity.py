@@ -22,7 +22,11 @@ An edge detector (:class:`camlab.SobelCAM`) is the textbook method that *fails*:
 depend on the model at all. Caveat (Binder et al., CVPR 2023): randomising from the top keeps the
 scale of the activations below, which favours maps that weight activations.
 
->>> rows = model_randomization("gradcam", clf.module, "bn2", x, mode="cascading")  # doctest: +SKIP
+The model is an ``nn.Module`` or a :class:`~camlab.Classifier`: with a Classifier the untouched
+maps come from its folded twin (:mod:`camlab.folding`), and the randomised networks are copies of
+``clf.module``, run unfolded (the same maps to float rounding).
+
+>>> rows = model_randomization("gradcam", clf, "bn2", x, mode="cascading")  # doctest: +SKIP
 >>> [r["spearman"] for r in rows if r["image"] == 0]  # one value per step, 1.0 at step 0
 """
 
@@ -37,6 +41,7 @@ import torch
 from torch import nn
 
 from .methods import METHODS, BaseCAM
+from .models import Classifier
 from .progress import progress as progress_bar
 
 __all__ = ["SIMILARITIES", "spearman", "similarity", "randomization_blocks", "model_randomization", "random_logit"]
@@ -135,7 +140,18 @@ def _method(method: str | type[BaseCAM]) -> type[BaseCAM]:
     raise TypeError(f"method must be a name of camlab.METHODS or a BaseCAM subclass, not {type(method).__name__}")
 
 
-def _maps(cls: type[BaseCAM], model: nn.Module, layer: str, x: torch.Tensor, targets, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def _bare(model: nn.Module | Classifier) -> nn.Module:
+    """The network of a Classifier (or the module itself): what the randomisation copies."""
+    if isinstance(model, Classifier):
+        return model.module
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module or a camlab Classifier, not {type(model).__name__}")
+    return model
+
+
+def _maps(
+    cls: type[BaseCAM], model: nn.Module | Classifier, layer: str, x: torch.Tensor, targets, kwargs: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
     with warnings.catch_warnings():  # flat maps are expected under randomisation and reported per row
         warnings.simplefilter("ignore", UserWarning)
         exp = cls(model, layer, **kwargs)(x, targets=targets)
@@ -144,7 +160,7 @@ def _maps(cls: type[BaseCAM], model: nn.Module, layer: str, x: torch.Tensor, tar
 
 def model_randomization(
     method: str | type[BaseCAM],
-    model: nn.Module,
+    model: nn.Module | Classifier,
     layer: str,
     x: torch.Tensor,
     mode: str = "cascading",
@@ -170,32 +186,41 @@ def model_randomization(
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
     cls = _method(method)
-    blocks = list(blocks) if blocks is not None else randomization_blocks(model)
-    known = dict(model.named_modules())
+    bare = _bare(model)
+    blocks = list(blocks) if blocks is not None else randomization_blocks(bare)
+    known = dict(bare.named_modules())
     missing = [b for b in blocks if b not in known]
     if missing:
-        raise ValueError(f"no block {missing[0]!r} in {type(model).__name__}; its blocks: {', '.join(randomization_blocks(model))}")
+        known_blocks = ", ".join(randomization_blocks(bare))
+        raise ValueError(f"no block {missing[0]!r} in {type(bare).__name__}; its blocks: {known_blocks}")
     original, targets = _maps(cls, model, layer, x, None, method_kwargs)
     def row(step: int, block: str, i: int, maps: torch.Tensor) -> dict[str, Any]:
         return {"step": step, "block": block, "image": i, **similarity(original[i], maps[i]), **({"heatmap": maps[i]} if keep_maps else {})}
 
     rows = [row(0, "", i, original) for i in range(len(x))]
-    cascade = copy.deepcopy(model) if mode == "cascading" else None
+    cascade = copy.deepcopy(bare) if mode == "cascading" else None
     for k, block in enumerate(progress_bar(blocks, desc=f"{cls.name} {mode}", enabled=progress), start=1):
-        net = cascade if cascade is not None else copy.deepcopy(model)
+        net = cascade if cascade is not None else copy.deepcopy(bare)
         _reinitialise(net.get_submodule(block), seed + k)
         maps, _ = _maps(cls, net, layer, x, targets, method_kwargs)
         rows.extend(row(k, block, i, maps) for i in range(len(x)))
     return rows
 
 
-def random_logit(method: str | type[BaseCAM], model: nn.Module, layer: str, x: torch.Tensor, seed: int = 0, **method_kwargs: Any) -> list[dict[str, Any]]:
+def random_logit(
+    method: str | type[BaseCAM],
+    model: nn.Module | Classifier,
+    layer: str,
+    x: torch.Tensor,
+    seed: int = 0,
+    **method_kwargs: Any,
+) -> list[dict[str, Any]]:
     """The random-logit check: per image, the map for the model's top-1 class against the map for
     a class drawn uniformly (seeded) from the others. Rows: ``image``, ``target``, ``other`` and
     the :data:`SIMILARITIES` (and ``constant``)."""
     cls = _method(method)
     first, targets = _maps(cls, model, layer, x, None, method_kwargs)
-    n_classes = int(_logits_width(model, x))
+    n_classes = int(_logits_width(_bare(model), x))
     gen = torch.Generator().manual_seed(int(seed))
     others = (targets + torch.randint(1, n_classes, targets.shape, generator=gen)) % n_classes  # never the target itself
     second, _ = _maps(cls, model, layer, x, others, method_kwargs)

@@ -20,7 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Interval", "Difference", "mean_interval", "paired_difference", "ratio_interval", "ranking_agreement", "overlap", "CONFIDENCE", "N_RESAMPLES"]
+__all__ = [
+    "Interval", "Difference", "mean_interval", "paired_difference", "ratio_interval", "ranking_agreement", "overlap", "holm",
+    "CONFIDENCE", "N_RESAMPLES",
+]
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -163,3 +166,22 @@ def ranking_agreement(a: np.ndarray, b: np.ndarray, paired: bool = True, confide
 def overlap(a: Interval, b: Interval) -> bool:
     """Whether two intervals share any value (then the data cannot separate the two means)."""
     return a.lo <= b.hi and b.lo <= a.hi
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979) of ``pvalues`` for testing them together: the k-th
+    smallest p becomes max over j ≤ k of min(1, (m − j + 1) · p_(j)). A hypothesis is rejected at
+    level a when its adjusted p is ≤ a; the family-wise error rate stays ≤ a. NaN stays NaN.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    finite = np.flatnonzero(np.isfinite(p))
+    out = np.full(p.shape, np.nan)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return [float(round(v, 12)) for v in out]

@@ -5,31 +5,26 @@ clustering method or K-means' restarts) on a batch of images and measures each s
 metrics of :mod:`camlab.metrics`; :func:`compare` measures whole settings side by side. Both fit
 each input once (one forward pass) and fit that state again for each clustering, so a setting
 pays only for clusters never scored before: settings that differ only in α or the coupling cost
-nothing after the first. :func:`seed_stability` says how much a setting's maps depend on the
-seed. :func:`rank_settings` turns rows into means with 95 % intervals and a mean rank over the
-metrics (overlapping intervals tie), :func:`separable` says whether the data separate the best
-setting from the runner-up, and :func:`recommend` applies the rule that chooses the defaults.
+nothing after the first (:class:`ClusterRuns`). :func:`seed_stability` says how much a setting's
+maps depend on the seed, :func:`base_scissors_swaps` whether two classes of one image swap base
+and scissors (the paper's Fig. 3). The rule that chose camlab's defaults from such rows is not
+here: it is a one-off protocol, ``benchmarks/defaults_rule.py``.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from . import metrics as M
-from . import stats as S
 from .explanation import Explanation
 from .methods.cluster import ClusterCAM, ClusterState
 from .progress import progress as progress_bar
 
-__all__ = ["ClusterRuns", "base_scissors_swaps", "sweep", "compare", "seed_stability", "rank_settings", "separable", "recommend", "choose_setting", "paper_distance", "read_measured", "STABLE", "METRIC_DIRECTIONS", "SWEEPABLE"]
+__all__ = ["ClusterRuns", "base_scissors_swaps", "sweep", "compare", "seed_stability", "SWEEPABLE"]
 
-# +1: higher is better, −1: lower is better; coverage is a diagnostic, not ranked
-METRIC_DIRECTIONS = {"drop": -1, "increase": +1, "insertion": +1, "deletion": -1, "pointing": +1}
 SWEEPABLE = ("alpha", "coupling", "n_clusters", "n_eigvecs", "clustering", "n_init")
 
 Pointing = tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]]
@@ -185,126 +180,3 @@ def base_scissors_swaps(module: nn.Module, layer: str, x: torch.Tensor, class_a:
     one, other = base[0] == scissors[1], base[1] == scissors[0]
     return {"swapped": one and other, "half": one or other, "same_base": base[0] == base[1]}
 
-
-def rank_settings(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> list[dict[str, Any]]:
-    """Per value (setting): each metric's mean and 95 % bootstrap interval (``m``, ``m_lo``,
-    ``m_hi``; :func:`camlab.stats.mean_interval` over the rows that measured it), and its rank
-    among the values, where **values whose intervals overlap count as tied**: a value's rank on a
-    metric is 1 + the number of values whose interval lies wholly on the better side of its own.
-    ``mean_rank`` averages the ranks over the metrics every value measured; sorted best first,
-    then cheaper (fewer forward passes) first."""
-    values = list(dict.fromkeys(r["value"] for r in rows))
-
-    def measured(v, m):
-        return [float(r[m]) for r in rows if r["value"] == v and r.get(m, "") not in ("", None) and math.isfinite(float(r[m]))]
-
-    table = {v: {"value": v} for v in values}
-    ranked = []
-    for m in (*metrics, "coverage"):
-        if not any(measured(v, m) for v in values):
-            continue
-        for v in values:
-            iv = S.mean_interval(measured(v, m))
-            table[v].update({m: iv.mean, f"{m}_lo": iv.lo, f"{m}_hi": iv.hi})
-        if m in metrics and all(table[v][f"{m}_lo"] == table[v][f"{m}_lo"] for v in values):
-            ranked.append(m)
-    for v in values:
-        costs = [float(r["n_forward"]) for r in rows if r["value"] == v and "n_forward" in r]
-        table[v]["n_forward"] = sum(costs) / len(costs) if costs else math.nan
-    for m in ranked:
-        sign = METRIC_DIRECTIONS[m]
-        for v in values:
-            lo, hi = table[v][f"{m}_lo"], table[v][f"{m}_hi"]
-            # better and separated: its whole interval beyond ours, on the better side
-            table[v][f"{m}_rank"] = 1 + sum(1 for u in values if (table[u][f"{m}_lo"] > hi if sign > 0 else table[u][f"{m}_hi"] < lo))
-    for v in values:
-        table[v]["mean_rank"] = sum(table[v][f"{m}_rank"] for m in ranked) / len(ranked) if ranked else math.nan
-    return sorted(table.values(), key=lambda r: (r["mean_rank"], r["n_forward"]))
-
-
-def separable(table: Sequence[dict[str, Any]], metrics: Sequence[str] = tuple(METRIC_DIRECTIONS)) -> bool:
-    """Whether the data separate the best value of a :func:`rank_settings` table from the
-    runner-up: on at least one ranked metric their intervals do not overlap."""
-    if len(table) < 2:
-        return True
-    a, b = table[0], table[1]
-    return any(not S.overlap(S.Interval(a[m], a[f"{m}_lo"], a[f"{m}_hi"], 0), S.Interval(b[m], b[f"{m}_lo"], b[f"{m}_hi"], 0)) for m in metrics if f"{m}_rank" in a)
-
-
-def recommend(table: Sequence[dict[str, Any]], current: Any = None, tie: float = 0.0) -> Any:
-    """The value a :func:`rank_settings` table supports, by a rule fixed in advance: the best
-    mean rank (ranks already count values whose intervals overlap as tied), where values within
-    ``tie`` of it count as tied too; ties go to the cheaper setting (fewer forward passes), then
-    to the value nearest ``current`` (the present default, or the paper's form)."""
-    best = min(r["mean_rank"] for r in table)
-    tied = [r for r in table if r["mean_rank"] <= best + tie + 1e-9]
-
-    def distance(v):
-        try:
-            return abs(float(v) - float(current))
-        except (TypeError, ValueError):
-            return 0.0 if v == current else 1.0
-
-    return min(tied, key=lambda r: (round(r.get("n_forward", 0.0), 6), distance(r["value"]), r["mean_rank"]))["value"]
-
-
-# --- the rule that chooses the defaults (benchmarks/RESULTS.md, fixed before the 200-image run) ----
-
-STABLE = 0.99  # a candidate's mean heatmap correlation between seeds must reach this
-
-
-def paper_distance(setting: Mapping[str, Any]) -> int:
-    """How far a setting is from the paper's form: 0 for K-means with eq 22 as printed; the
-    coupling counts before the clustering (normalised, then weighted; spectral, then Ward). A
-    setting that leaves the clustering or the coupling out has ClusterCAM's default."""
-    from .methods.cluster import DEFAULTS
-
-    clustering = ("kmeans", "spectral", "ward").index(setting.get("clustering", DEFAULTS["clustering"]))
-    return clustering + 3 * ("paper", "normalized", "weighted").index(setting.get("coupling", DEFAULTS["coupling"]))
-
-
-def choose_setting(rows: Sequence[dict[str, Any]], stability: Mapping[Any, float], threshold: float = STABLE) -> tuple[Any, list[dict[str, Any]], Mapping[Any, float]]:
-    """The rule: among the settings whose seed stability (mean heatmap correlation between seeds)
-    reaches ``threshold``, the best mean rank of :func:`rank_settings` (overlapping intervals
-    tie); ties go to fewer forward passes, then to the paper's form (:func:`paper_distance` of
-    the setting a ``clustercam:…`` label describes). Returns the winner's value, the ranked table
-    of the stable settings and the stability given."""
-    from .evaluate import parse_methods
-
-    table = rank_settings([r for r in rows if stability.get(r["value"], 0.0) >= threshold])
-    if not table:
-        raise ValueError(f"no setting reaches a seed stability of {threshold}; measured: {dict(stability)}")
-    tied = [r for r in table if r["mean_rank"] <= table[0]["mean_rank"] + 1e-9]
-
-    def form(value: Any) -> int:
-        return paper_distance(parse_methods([value])[0][2]) if isinstance(value, str) and value.startswith("clustercam") else 0
-
-    return min(tied, key=lambda r: (round(r["n_forward"], 6), form(r["value"])))["value"], table, stability
-
-
-def read_measured(stems: Sequence[str | Path]) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Rows for :func:`choose_setting` from the CSVs ``benchmarks/full_run.py`` writes for each
-    stem: ``<stem>.csv`` (harness rows; ``value`` = the method label), ``<stem>_pointing.csv``
-    (one row per tile, ``pointing`` = mass inside) and ``<stem>_stability.csv`` (mean heatmap
-    correlation between seeds per setting). Missing files contribute nothing; a setting that
-    two stems both measured counts once per image and tile."""
-    import csv
-
-    def read(path: Path) -> list[dict[str, str]]:
-        if not path.is_file():
-            return []
-        with path.open(newline="") as fh:
-            return list(csv.DictReader(fh))
-
-    rows, stability, seen = [], {}, set()
-    for stem in map(Path, stems):  # a setting measured in two parts counts once per image and tile
-        for r in read(stem.with_name(stem.name + ".csv")):
-            if (key := ("image", r["method"], r["image"])) not in seen:
-                seen.add(key)
-                rows.append({**r, "value": r["method"]})
-        for p in read(stem.with_name(stem.name + "_pointing.csv")):
-            if (key := ("tile", p["method"], p["composite"], p["class_index"])) not in seen:
-                seen.add(key)
-                rows.append({"value": p["method"], "pointing": p["mass_inside"]})
-        stability.update({r["method"]: float(r["corr"]) for r in read(stem.with_name(stem.name + "_stability.csv"))})
-    return rows, stability

@@ -16,7 +16,7 @@ import numpy as np
 from .metrics import HIGHER_IS_BETTER
 from .stats import Difference, paired_difference
 
-__all__ = ["distinct_methods", "compare", "Comparison", "as_number"]
+__all__ = ["distinct_methods", "largest_difference", "compare", "claim", "Comparison", "as_number"]
 
 
 def as_number(v: Any) -> float:
@@ -34,12 +34,39 @@ def _by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, 
     return by
 
 
-def distinct_methods(rows: Iterable[dict[str, Any]], metrics: Sequence[str], rtol: float = 1e-4) -> tuple[list[str], dict[str, str]]:
+def largest_difference(rows: Iterable[dict[str, Any]], a: str, b: str, metrics: Sequence[str]) -> float:
+    """The largest absolute difference between methods ``a`` and ``b`` over the images both have
+    and ``metrics`` (a value neither measured, NaN in both, is skipped) — how far apart two methods
+    that should be the same one are, or how close two different ones come.
+
+    Raises:
+        ValueError: either method has no rows, or the two share no image.
+    """
+    by = _by_method(rows)
+    for m in (a, b):
+        if m not in by:
+            raise ValueError(f"no rows for method {m!r}; methods: {', '.join(by)}")
+    images = [i for i in by[a] if i in by[b]]
+    if not images:
+        raise ValueError(f"{a!r} and {b!r} share no image")
+    x = np.array([[as_number(by[a][i].get(k, "")) for k in metrics] for i in images])
+    y = np.array([[as_number(by[b][i].get(k, "")) for k in metrics] for i in images])
+    d = np.abs(x - y)
+    d[np.isnan(x) & np.isnan(y)] = 0.0
+    return float(np.max(d)) if np.isfinite(d).all() else float("inf")  # measured for one, not the other: not the same
+
+
+def distinct_methods(rows: Iterable[dict[str, Any]], metrics: Sequence[str], rtol: float = 1e-4, atol: float = 1e-6) -> tuple[list[str], dict[str, str]]:
     """The methods of the harness's rows, with those that give the same value as an earlier one
-    on every image and every metric (to ``rtol``, with an absolute floor of 1e-6) left out — e.g.
-    CAM, XGrad-CAM and HiResCAM at a layer followed only by pooling and a linear head, where they
-    are Grad-CAM. Returns ``(kept, aliases)``, ``aliases`` mapping each left-out method to the
-    kept one it equals."""
+    on every image and every metric (``|a − b| ≤ atol + rtol·|b|``) left out. Returns
+    ``(kept, aliases)``, ``aliases`` mapping each left-out method to the kept one it equals.
+
+    The defaults forgive only the digits a CSV drops. Maps that are equal by construction but
+    computed along different float paths — CAM, XGrad-CAM and HiResCAM at a layer followed only
+    by pooling and a linear head, where they are Grad-CAM — differ by rounding, and a metric that
+    thresholds the map (a top-k mask, a pixel order) can turn that into a difference of 1e-4–1e-3
+    on a [0, 1] score; pass ``atol`` (e.g. 1e-3) for them, and check with
+    :func:`largest_difference` that the methods kept apart differ by far more."""
     by = _by_method(rows)
     kept: list[str] = []
     aliases: dict[str, str] = {}
@@ -50,7 +77,7 @@ def distinct_methods(rows: Iterable[dict[str, Any]], metrics: Sequence[str], rto
                 continue
             a = np.array([[as_number(rs[i].get(x, "")) for x in metrics] for i in rs])
             b = np.array([[as_number(ref[i].get(x, "")) for x in metrics] for i in rs])
-            if np.allclose(a, b, rtol=rtol, atol=1e-6, equal_nan=True):
+            if np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
                 aliases[m] = k
                 break
         else:
@@ -115,3 +142,22 @@ def compare(rows: Iterable[dict[str, Any]], method: str, reference: str, metrics
         else:
             out.worse.append(x)
     return out
+
+
+def claim(comparison: Comparison, metrics: Sequence[str] | None = None) -> str:
+    """A paper's claim that ``comparison.method`` beats ``comparison.reference`` on every one of
+    ``metrics`` (default: every metric compared), judged by the paired intervals:
+    ``"reproduced"`` — better on each; ``"contradicted"`` — worse on at least one;
+    ``"not separated"`` — otherwise (no metric worse, at least one whose interval contains 0: the
+    data cannot tell, which is not a refutation).
+
+    Raises:
+        ValueError: a metric was not compared.
+    """
+    metrics = list(comparison.differences if metrics is None else metrics)
+    missing = [m for m in metrics if m not in comparison.differences]
+    if missing:
+        raise ValueError(f"not compared: {', '.join(missing)}; compared: {', '.join(comparison.differences)}")
+    if any(m in comparison.worse for m in metrics):
+        return "contradicted"
+    return "reproduced" if all(m in comparison.better for m in metrics) else "not separated"

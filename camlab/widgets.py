@@ -18,7 +18,7 @@ the image is shown) and, for each target class it has explained on that image, o
 :meth:`ClusterExplorer.widget` wraps it in ipywidgets (the sliders act when released, not on
 every step of a drag); its callbacks are plain methods, so tests drive them without a browser.
 
->>> ex = ClusterExplorer(clf.module, [x_photo, x_composite], "bn2", names=["photo", "two dogs"])  # doctest: +SKIP
+>>> ex = ClusterExplorer(clf, [x_photo, x_composite], "bn2", names=["photo", "two dogs"])  # doctest: +SKIP
 >>> ex.update(image=1); ex.update(target=ex.classes()[1][0])  # the composite, its second class   # doctest: +SKIP
 >>> ex.image_forwards, ex.masked_forwards  # doctest: +SKIP
 """
@@ -90,7 +90,8 @@ class ClusterExplorer:
     the clustering and the coupling change.
 
     Args:
-        module: the classifier.
+        module: the classifier: a :class:`~camlab.Classifier` (passes on its folded twin) or an
+            ``nn.Module`` (run as it is), as for every method.
         x: the images to choose among: a B×3×H×W batch, or a list of 1×3×H×W (or 3×H×W) tensors
             that may differ in size (e.g. a photo and a two-tile composite).
         target_layer: the layer whose maps are clustered.
@@ -100,7 +101,7 @@ class ClusterExplorer:
         **settings: :class:`~camlab.ClusterCAM`'s keyword arguments.
     """
 
-    def __init__(self, module: nn.Module, x: torch.Tensor | Sequence[torch.Tensor], target_layer, target: int | None = None,
+    def __init__(self, module: Any, x: torch.Tensor | Sequence[torch.Tensor], target_layer, target: int | None = None,
                  names: Sequence[str] | None = None, top_k: int = 5, **settings: Any):
         images = list(x) if isinstance(x, (list, tuple)) else [x[i : i + 1] for i in range(check_input(x).shape[0])]
         if not images:
@@ -131,12 +132,16 @@ class ClusterExplorer:
     @property
     def masked_forwards(self) -> int:
         """Masked images scored so far, over every image and target."""
-        return sum({id(s.cache): s.masked_forwards for s in self._fits.values()}.values())
+        caches = []  # fits on one forward pass share one cache of scores: count each cache once
+        for s in self._fits.values():
+            if not any(c is s.cache for c in caches):
+                caches.append(s.cache)
+        return sum(c.masked_forwards for c in caches)
 
     @property
     def settings(self) -> dict[str, Any]:
         """The present value of every control."""
-        return {"image": self.index, "target": self.target, **{k: getattr(self.method, k) for k in CONTROLS[2:]}}
+        return {"image": self.index, "target": self.target, **{k: getattr(self.method.settings, k) for k in CONTROLS[2:]}}
 
     def probabilities(self, index: int | None = None) -> torch.Tensor:
         """The softmax probabilities (C,) of image ``index`` (the present one by default), from its
@@ -275,8 +280,8 @@ class ClusterExplorer:
                 fig = self.figure(images, categories)
                 display(fig)
                 plt.close(fig)
-            self.controls["n_eigvecs"].disabled = self.method.clustering != "spectral"  # K is spectral's only
-            self.controls["alpha"].disabled = self.method.coupling == "weighted"  # the weighted coupling has no α
+            self.controls["n_eigvecs"].disabled = self.method.settings.clustering != "spectral"  # K is spectral's only
+            self.controls["alpha"].disabled = self.method.settings.coupling == "weighted"  # the weighted coupling has no α
             readout.value = self.readout(categories)
             status.value = f"forward passes so far: {self.image_forwards} of the images + {self.masked_forwards} masked"
 

@@ -83,6 +83,18 @@ def test_against_pairs_images_and_tiles(run_dir):
         AC.against(run, run.labels, "clustercam:n_clusters=99")
 
 
+def test_holm_adjusted_covers_every_comparison(run_dir):
+    run = AC.read_run([run_dir[0] / "grid_m", run_dir[0] / "alpha_q_m"])
+    table = AC.against(run, run.labels, REF)
+    adjusted = AC.holm_adjusted(table)
+    assert set(adjusted) == {(lab, m) for lab in (SAME, MORE) for m in AC.RANKED}  # the reference has no comparison
+    raw = {(s.label, m): d.p for s in table if s.comparison for m, d in s.comparison.differences.items()}
+    assert all(adjusted[k] >= raw[k] or math.isnan(raw[k]) for k in adjusted)  # Holm never lowers a p
+    assert all(adjusted[k] <= min(1.0, len(raw) * raw[k]) + 1e-12 for k in adjusted if not math.isnan(raw[k]))  # at most Bonferroni's
+    assert adjusted[(MORE, "drop")] < 1e-6 and adjusted[(SAME, "drop")] > 0.05  # a shift on every image survives, zero-mean noise does not
+    assert adjusted[(SAME, "increase")] == 1.0  # every difference 0
+
+
 def test_coverage_correlation_follows_the_settings(run_dir):
     run = AC.read_run([run_dir[0] / "grid_m", run_dir[0] / "alpha_q_m"])
     r = AC.coverage_correlation(run, "drop", n_resamples=300)

@@ -172,14 +172,17 @@ def test_alpha_one_is_the_base_map_alone(lite0, real_batch):
     assert torch.allclose(exp.heatmaps[0], s(up(base[None], (224, 224)))[0], atol=1e-5)
 
 
-def test_registered_and_runs_the_shared_pipeline(lite0, real_batch):
-    """The registry builds Cluster-CAM, which overrides compute() only and goes through
-    BaseCAM's checks and post-processing like every other method."""
+def test_registered_and_runs_the_shared_pipeline(lite0, real_batch, monkeypatch):
+    """The registry builds Cluster-CAM, which goes through BaseCAM's checks and post-processing
+    like every other method: the shared post-processing runs once per call."""
     from camlab.methods.base import BaseCAM
 
     assert camlab.METHODS["clustercam"] is ClusterCAM and issubclass(ClusterCAM, BaseCAM)
-    assert "__call__" not in vars(ClusterCAM) and "finish" not in vars(ClusterCAM) and "compute" in vars(ClusterCAM)
+    calls = []
+    shared = BaseCAM.postprocess
+    monkeypatch.setattr(BaseCAM, "postprocess", lambda self, cam, size: calls.append(type(self).__name__) or shared(self, cam, size))
     exp = camlab.METHODS["clustercam"](lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
+    assert calls == ["ClusterCAM"]
     assert exp.method == "clustercam" and exp.layer == "blocks.6" and exp.params["n_clusters"] == 4
     assert float(exp.heatmaps.min()) == 0.0 and float(exp.heatmaps.max()) == pytest.approx(1.0)  # s(ReLU(H))
     lite0.module.train()

@@ -1,4 +1,5 @@
-"""The evaluation harness: the command line, resuming after a kill, and two torchrun processes."""
+"""The evaluation harness: the command line (``camlab.harness_cli``, also run as ``camlab.evaluate``), resuming after a
+kill, and two torchrun processes."""
 
 import csv
 import os
@@ -21,8 +22,9 @@ def read(path):
         return list(csv.DictReader(fh))
 
 
-def run_cli(out, data_root, *extra, wait=True):
-    cmd = [PY, "-m", "camlab.evaluate", "--images", str(data_root / "imagenet-dev"), "--device", "cpu", "--out", str(out), "--no-progress", *extra]
+def run_cli(out, data_root, *extra, wait=True, module="camlab.harness_cli"):
+    images = str(data_root / "imagenet-dev")
+    cmd = [PY, "-m", module, "--images", images, "--device", "cpu", "--out", str(out), "--no-progress", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
@@ -74,10 +76,10 @@ def test_two_torchrun_processes_match_one(tmp_path, data_root):
     single, multi = tmp_path / "single.csv", tmp_path / "multi.csv"
     args = ["--images", str(data_root / "imagenet-dev"), "--limit", "5", "--methods", "gradcam,clustercam:n_clusters=3", "--metrics", "drop,increase,coverage", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([PY, "-m", "camlab.evaluate", *args, "--out", str(single)], capture_output=True, text=True, env=env, timeout=900)
+    one = subprocess.run([PY, "-m", "camlab.harness_cli", *args, "--out", str(single)], capture_output=True, text=True, env=env, timeout=900)
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "camlab.evaluate", *args, "--out", str(multi)],
+        [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "camlab.harness_cli", *args, "--out", str(multi)],
         capture_output=True, text=True, env=env, timeout=900,
     )
     assert two.returncode == 0, two.stderr[-3000:]
@@ -143,7 +145,7 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
 )
 def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
     argv = ["--images", str(data_root / "imagenet-dev"), "--out", "/nonexistent/never-written.csv", "--no-progress"]
-    with pytest.raises(SystemExit) as exit_:
+    with pytest.raises(SystemExit, match="^2$") as exit_:
         E.main(argv + args)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
@@ -193,3 +195,35 @@ def test_a_folder_of_plainly_named_photos_explains_the_top_1_class(tmp_path, dat
     clf = camlab.load_model("efficientnet_lite0", device="cpu")
     top1 = clf.predict(clf.preprocess([photos / "cat and dog.png", photos / "horses.jpg"]))[1][:, 0].tolist()
     assert [int(r["target"]) for r in rows] == top1
+
+
+def test_metrics_drop_also_writes_drop_unclipped(tmp_path, data_root):
+    """Both drops come from the same forward pass: asking for drop fills drop_unclipped too (and the
+    old command, ``python -m camlab.evaluate``, still runs the harness)."""
+    out = tmp_path / "r.csv"
+    res = run_cli(out, data_root, "--limit", "1", "--methods", "gradcam", "--metrics", "drop", module="camlab.evaluate")
+    assert res.returncode == 0, res.stderr
+    (row,) = read(out)
+    assert row["drop"] != "" and row["drop_unclipped"] != "" and row["increase"] == ""
+    assert float(row["drop"]) == pytest.approx(max(0.0, float(row["drop_unclipped"])), abs=1e-5)
+    assert "drop_unclipped %" in res.stdout
+
+
+def test_requested_metrics_adds_the_unclipped_drop_once():
+    assert E.requested_metrics(["drop", "insertion"]) == ["drop", "drop_unclipped", "insertion"]
+    assert E.requested_metrics(["drop_unclipped", "drop"]) == ["drop_unclipped", "drop"]
+    assert E.requested_metrics(["increase"]) == ["increase"]
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        E.requested_metrics(["drop", "auc"])
+
+
+def test_the_names_callers_import_from_camlab_evaluate_are_still_there():
+    """benchmarks/, the notebooks and the tests import these from camlab.evaluate."""
+    from camlab import harness_cli, results
+
+    names = ["FIELDS", "METRICS", "MethodSpec", "Rows", "evaluate", "explanation_rows", "format_table", "main",
+             "parse_methods", "pointing_game", "pointing_intervals", "pointing_tiles", "read_results", "read_skipped",
+             "summarize"]
+    assert [n for n in names if not hasattr(E, n)] == []
+    assert E.read_results is results.read_results and E.FIELDS is results.FIELDS
+    assert harness_cli.evaluate is E.evaluate

@@ -1,6 +1,7 @@
 """Models load in the memory layout measured fastest (channels_last on the CPU); inputs follow the
-model's layout, and every method's map equals the map of the same weights in the default layout
-with the batch norms of its scoring passes left unfolded (camlab before Step 7)."""
+model's layout, and every method's map on the Classifier (channels_last, its passes on the folded
+twin) equals the map of the same weights, as a bare module, in the default layout (never folded:
+camlab before Step 7)."""
 
 import copy
 
@@ -13,8 +14,8 @@ from camlab.device import module_memory_format, preferred_memory_format
 
 @pytest.fixture(scope="module")
 def default_layout(lite0):
-    """The same network with its weights in torch's default (NCHW-contiguous) layout, never folded."""
-    return camlab.folding.keep_unfolded(copy.deepcopy(lite0.module).to(memory_format=torch.contiguous_format))
+    """The same network with its weights in torch's default (NCHW-contiguous) layout: a bare module, never folded."""
+    return copy.deepcopy(lite0.module).to(memory_format=torch.contiguous_format)
 
 
 def test_the_cpu_model_is_channels_last_and_inputs_follow(lite0, real_batch, default_layout):
@@ -32,7 +33,7 @@ def test_maps_equal_the_default_layout(lite0, real_batch, default_layout, name):
     x = real_batch[:1]
     kw = {"n_samples": 2} if name == "smoothgradcampp" else {}
     layer = lite0.target_layer if name == "cam" else "blocks.6"  # CAM needs the layer before pooling
-    fast = camlab.METHODS[name](lite0.module, layer, **kw)(x)
+    fast = camlab.METHODS[name](lite0, layer, **kw)(x)
     slow = camlab.METHODS[name](default_layout, layer, **kw)(x.contiguous())
     r = torch.corrcoef(torch.stack([fast.heatmaps.flatten(), slow.heatmaps.flatten()]).double())[0, 1]
     assert r >= 0.9999, f"{name}: r = {float(r):.6f} between channels_last and the default layout"

@@ -23,3 +23,21 @@ def test_overlay_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match="differ in size"):
         camlab.plot.overlay(np.zeros((10, 10, 3)), torch.zeros(5, 5))
     plt.close("all")
+
+
+def test_map_correlation_and_near_identical_groups():
+    from camlab.maps import correlation_matrix, map_correlation, near_identical
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 7, 7, generator=g)
+    b = torch.rand(3, 7, 7, generator=g)
+    flat = torch.ones(3, 7, 7)
+    assert torch.allclose(map_correlation(a, 3 * a + 2), torch.ones(3), atol=1e-6)
+    assert torch.equal(map_correlation(a, flat), torch.zeros(3))  # a constant map: 0, never NaN
+    expected = torch.tensor([float(torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1]) for u, v in zip(a, b)])
+    assert torch.allclose(map_correlation(a, b), expected, atol=1e-5)
+    r = correlation_matrix({"a": a, "a2": 2 * a, "b": b, "b2": b + 1e-3 * a})
+    assert r.shape == (4, 4, 3)
+    assert near_identical(r, ["a", "a2", "b", "b2"]) == [["a", "a2"], ["b", "b2"]]
+    with pytest.raises(ValueError, match="differ in shape"):
+        map_correlation(a, b[:2])

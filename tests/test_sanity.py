@@ -106,3 +106,20 @@ def test_bad_arguments(lite0, real_batch):
         S.model_randomization("gradcan", lite0.module, "bn2", real_batch[:1])
     with pytest.raises(ValueError, match="two H×W maps of one shape"):
         S.similarity(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_a_classifier_is_accepted_and_its_copies_run_unfolded(lite0, real_batch):
+    """Given a Classifier, step 0 is its folded twin's map and the randomised networks are copies
+    of the bare module: the same rows as on the module, to float rounding; neither is changed."""
+    x = real_batch[:1]
+    twin_state = {k: v.clone() for k, v in lite0.fast.network.state_dict().items()}
+    blocks = ["classifier", "conv_head"]
+    ours = S.model_randomization("eigencam", lite0, "bn2", x, mode="independent", blocks=blocks)
+    theirs = S.model_randomization("eigencam", lite0.module, "bn2", x, mode="independent", blocks=blocks)
+    assert [r["block"] for r in ours] == [r["block"] for r in theirs] == ["", "classifier", "conv_head"]
+    assert all(a["spearman"] == pytest.approx(b["spearman"], abs=1e-3) for a, b in zip(ours, theirs))
+    assert all(torch.equal(v, twin_state[k]) for k, v in lite0.fast.network.state_dict().items())
+    others = [r["other"] for r in S.random_logit("gradcam", lite0, "bn2", x)]
+    assert others == [r["other"] for r in S.random_logit("gradcam", lite0.module, "bn2", x)]
+    with pytest.raises(TypeError, match="model must be a torch nn.Module or a camlab Classifier"):
+        S.model_randomization("gradcam", "efficientnet_lite0", "bn2", x)

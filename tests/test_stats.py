@@ -94,3 +94,14 @@ def test_ratio_interval_is_scipys_paired_bootstrap():
     ci = ss.bootstrap((slow, fast), lambda u, v, axis=-1: u.mean(axis) / v.mean(axis), paired=True, n_resamples=S.N_RESAMPLES, method="percentile", random_state=np.random.default_rng(0)).confidence_interval
     assert (iv.lo, iv.hi) == pytest.approx((ci.low, ci.high))
     assert 9 < iv.lo < iv.mean < iv.hi < 11
+
+
+def test_holm_adjustment():
+    from camlab.stats import holm
+
+    # by hand: sorted 0.01, 0.03, 0.04 → 3·0.01, max(0.03, 2·0.03), max(0.06, 1·0.04)
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.5]) == [0.5]
+    adjusted = holm([0.2, float("nan"), 0.001, 0.9])
+    assert math.isnan(adjusted[1]) and adjusted[2] == 0.003 and adjusted[0] == 0.4 and adjusted[3] == 0.9
+    assert holm([0.6, 0.7]) == [1.0, 1.0]

@@ -1,10 +1,11 @@
-"""Sweeps share one fitted Cluster-CAM state per input: settings that keep the clusters cost no forward pass."""
+"""Sweeps share one fitted Cluster-CAM state per input: settings that keep the clusters cost no forward pass.
+The rule that chose the defaults from such rows is tested in test_defaults_rule.py."""
 
 import pytest
 import torch
 
 import camlab
-from camlab.sweeps import compare, rank_settings, recommend, seed_stability, separable, sweep
+from camlab.sweeps import base_scissors_swaps, compare, seed_stability, sweep
 
 
 def test_a_sweep_over_alpha_and_coupling_costs_one_fit(lite0, real_batch, monkeypatch):
@@ -89,80 +90,7 @@ def test_seed_stability(lite0, real_batch):
         seed_stability(lite0.module, x, "blocks.6", [0])
 
 
-def test_rank_settings_by_hand():
-    """Means, directions (drop ↓, increase and insertion ↑) and the mean rank, worked out by hand."""
-    rows = [
-        {"value": "a", "drop": 0.1, "increase": 1.0, "insertion": 0.1, "n_forward": 9},
-        {"value": "a", "drop": 0.3, "increase": 1.0, "insertion": 0.2, "n_forward": 9},
-        {"value": "b", "drop": 0.5, "increase": 0.0, "insertion": 0.8, "n_forward": 7},
-        {"value": "b", "drop": 0.7, "increase": 0.0, "insertion": 0.9, "n_forward": 7},
-    ]
-    table = {r["value"]: r for r in rank_settings(rows)}
-    a, b = table["a"], table["b"]
-    assert (a["drop"], b["drop"], a["insertion"], b["insertion"]) == pytest.approx((0.2, 0.6, 0.15, 0.85))
-    assert 0.1 <= a["drop_lo"] <= 0.2 <= a["drop_hi"] <= 0.3  # each interval within its values
-    assert (a["drop_rank"], b["drop_rank"]) == (1, 2)  # lower drop is better
-    assert (a["increase_rank"], b["increase_rank"]) == (1, 2)  # higher increase is better
-    assert (a["insertion_rank"], b["insertion_rank"]) == (2, 1)  # higher insertion is better
-    assert a["mean_rank"] == pytest.approx(4 / 3) and b["mean_rank"] == pytest.approx(5 / 3)
-    assert (a["n_forward"], b["n_forward"]) == (9, 7)
-    assert "deletion_rank" not in a and "pointing" not in a  # not measured: not ranked
-
-
-def test_rank_settings_ties_overlapping_intervals():
-    """Three settings: a and b overlap on drop (tied), c is separated and worse."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    rows = []
-    for v, centre in (("a", 0.30), ("b", 0.32), ("c", 0.60)):
-        rows += [{"value": v, "drop": float(centre + rng.normal(0, 0.1)), "n_forward": 9} for _ in range(30)]
-    table = {r["value"]: r for r in rank_settings(rows)}
-    assert table["a"]["drop_lo"] < table["a"]["drop"] < table["a"]["drop_hi"]
-    assert table["a"]["drop_rank"] == table["b"]["drop_rank"] == 1 and table["c"]["drop_rank"] == 3
-    ranked = rank_settings(rows)
-    assert not separable(ranked)  # the best and the runner-up overlap
-    assert separable(rank_settings([r for r in rows if r["value"] != "b"]))
-
-
-def test_recommend_breaks_ties_by_cost_then_closeness():
-    table = [
-        {"value": 10, "mean_rank": 2.2, "n_forward": 11},
-        {"value": 8, "mean_rank": 2.6, "n_forward": 9},
-        {"value": 6, "mean_rank": 7.2, "n_forward": 7},
-    ]
-    assert recommend(table, current=6) == 10  # ranks already tie overlapping intervals: 2.2 beats 2.6
-    assert recommend(table, current=6, tie=0.5) == 8  # within a tie margin the cheaper wins
-    alphas = [{"value": 1.0, "mean_rank": 3.4}, {"value": 0.8, "mean_rank": 3.4}, {"value": 0.9, "mean_rank": 3.4}, {"value": 0.5, "mean_rank": 5.8}]
-    assert recommend(alphas, current=0.5) == 0.8  # same rank, same cost: the nearest to the present default
-    assert recommend([{"value": "spectral", "mean_rank": 1.2}, {"value": "kmeans", "mean_rank": 1.8}], current="kmeans") == "spectral"
-
-
-def test_choose_setting_requires_stability_then_cost_then_the_papers_form():
-    from camlab.sweeps import choose_setting, paper_distance
-
-    def rows(label, drop, q):
-        return [{"value": label, "drop": drop + 0.001 * i, "n_forward": 1 + q} for i in range(10)]
-
-    unstable, stable_paper, stable_norm, costly = (
-        "clustercam:clustering=kmeans;coupling=normalized",
-        "clustercam:clustering=ward;coupling=paper",
-        "clustercam:clustering=ward;coupling=normalized",
-        "clustercam:clustering=spectral;coupling=paper;n_clusters=12",
-    )
-    data = rows(unstable, 0.05, 8) + rows(stable_paper, 0.30, 8) + rows(stable_norm, 0.30, 8) + rows(costly, 0.30, 12)
-    stability = {unstable: 0.77, stable_paper: 1.0, stable_norm: 1.0, costly: 0.995}
-    pick, table, _ = choose_setting(data, stability)
-    assert unstable not in {r["value"] for r in table}  # far better, but not seed-stable
-    assert pick == stable_paper  # three tie; two are cheaper; of those the paper's eq 22 wins
-    assert paper_distance({"clustering": "kmeans", "coupling": "paper"}) == 0 < paper_distance({"clustering": "ward", "coupling": "paper"}) < paper_distance({"coupling": "normalized"})
-    with pytest.raises(ValueError, match="no setting reaches a seed stability of 0.99"):
-        choose_setting(rows(unstable, 0.1, 8), {unstable: 0.5})
-
-
 def test_base_scissors_swaps_by_hand(lite0, data_root):
-    from camlab.sweeps import base_scissors_swaps
-
     comp = camlab.data.grid_composites(camlab.data.imagenet_folder(data_root / "imagenet-dev"), k=2, n=1, seed=0)[0]
     x = lite0.preprocess(comp.image, resize=False)
     a, b = comp.class_indices
@@ -174,15 +102,3 @@ def test_base_scissors_swaps_by_hand(lite0, data_root):
     with pytest.raises(ValueError, match="one image at a time"):
         base_scissors_swaps(lite0.module, "blocks.6", x.expand(2, -1, -1, -1), a, b)
 
-
-def test_read_measured_counts_a_setting_in_two_parts_once(tmp_path):
-    from camlab.sweeps import read_measured
-
-    label = "clustercam:clustering=ward;n_clusters=8"
-    for part in ("grid", "alpha_q"):
-        (tmp_path / f"{part}.csv").write_text(f"image,method,drop,n_forward\na.JPEG,{label},0.1,9\nb.JPEG,{label},0.3,9\n")
-        (tmp_path / f"{part}_pointing.csv").write_text(f"composite,class_index,method,mass_inside\n0,5,{label},0.9\n")
-        (tmp_path / f"{part}_stability.csv").write_text(f"method,corr\n{label},1.0\n")
-    rows, stability = read_measured([tmp_path / "grid", tmp_path / "alpha_q", tmp_path / "missing"])
-    assert len([r for r in rows if "drop" in r]) == 2 and len([r for r in rows if "pointing" in r]) == 1
-    assert stability == {label: 1.0}

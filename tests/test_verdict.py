@@ -30,3 +30,35 @@ def test_aliases_and_the_direction_of_better():
         V.compare(rows, "scorecam", "gradcam", ["drop"])
     with pytest.raises(ValueError, match="no better direction"):
         V.compare(rows, "better", "gradcam", ["coverage"])
+
+
+def test_a_tolerance_for_maps_equal_by_construction():
+    """Float rounding moved through a thresholding metric: a few 1e-4 apart, aliased only with atol."""
+    rng = np.random.default_rng(1)
+    a = {"drop": rng.random(30) * 0.5, "drop_top20": rng.random(30)}
+    rounded = {"drop": a["drop"] + 1e-6, "drop_top20": a["drop_top20"] + np.where(np.arange(30) == 3, 5.7e-4, 0.0)}
+    other = {"drop": a["drop"] + rng.normal(0, 0.05, 30), "drop_top20": a["drop_top20"]}
+    rows = rows_for({"gradcam": a, "xgradcam": rounded, "other": other})
+    assert V.distinct_methods(rows, ["drop", "drop_top20"])[1] == {}  # the defaults keep them apart
+    kept, aliases = V.distinct_methods(rows, ["drop", "drop_top20"], atol=1e-3)
+    assert kept == ["gradcam", "other"] and aliases == {"xgradcam": "gradcam"}
+    assert V.largest_difference(rows, "xgradcam", "gradcam", ["drop", "drop_top20"]) == pytest.approx(5.7e-4, rel=1e-3)
+    assert V.largest_difference(rows, "other", "gradcam", ["drop"]) > 0.05
+    with pytest.raises(ValueError, match="no rows for method 'scorecam'"):
+        V.largest_difference(rows, "scorecam", "gradcam", ["drop"])
+
+
+def test_a_claim_is_reproduced_contradicted_or_not_separated():
+    """Better on every metric: reproduced; worse on one: contradicted; else not separated."""
+    rng = np.random.default_rng(2)
+    a = {"drop": rng.random(40) * 0.5, "increase": rng.random(40)}
+    noise = rng.normal(0, 0.01, 40)
+    rows = rows_for({"ref": a, "good": {"drop": a["drop"] - 0.2, "increase": a["increase"] + 0.3}, "half": {"drop": a["drop"] - 0.2, "increase": a["increase"] + noise - noise.mean()},
+                     "bad": {"drop": a["drop"] + 0.2, "increase": a["increase"] + 0.3}})
+    assert V.claim(V.compare(rows, "good", "ref", ["drop", "increase"])) == "reproduced"
+    assert V.claim(V.compare(rows, "half", "ref", ["drop", "increase"])) == "not separated"
+    assert V.claim(V.compare(rows, "half", "ref", ["drop", "increase"]), ["drop"]) == "reproduced"
+    assert V.claim(V.compare(rows, "bad", "ref", ["drop", "increase"])) == "contradicted"  # better on increase, worse on drop
+    with pytest.raises(ValueError, match="not compared: deletion"):
+        V.claim(V.compare(rows, "good", "ref", ["drop"]), ["deletion"])
+

@@ -26,8 +26,8 @@ def two_images(lite0, real_batch, monkeypatch):
 
 
 class PassCounter:
-    """Every image pushed through the model while it is open (a hook on the network turns
-    camlab's folded copy off, so every pass goes through it)."""
+    """Every image pushed through the model while it is open (the explorers here are built on the
+    bare module, so every pass goes through it; on a Classifier they would go through its twin)."""
 
     def __init__(self, module):
         self.module, self.images = module, []
@@ -241,3 +241,16 @@ def test_headless_runs_make_no_widget(lite0, real_batch, explorer, monkeypatch, 
     monkeypatch.setenv(HEADLESS, "0")
     assert explorer.widget(lite0.unnormalize(real_batch[0])) is not None and made
     plt.close("all")
+
+
+def test_an_explorer_on_the_classifier_runs_on_its_twin(lite0, real_batch, monkeypatch):
+    """Built on a Classifier, the explorer's passes run on the folded twin: the same map and the
+    same pass counts as on the bare module, and none of them through the bare module."""
+    monkeypatch.delenv(HEADLESS, raising=False)
+    with PassCounter(lite0.module) as bare_calls, PassCounter(lite0.fast.network) as twin_calls:
+        ex = ClusterExplorer(lite0, real_batch[:1], "blocks.6")
+        ex.update(n_clusters=4)
+    assert ex.method.net is lite0.fast.network and not bare_calls.images
+    assert sum(twin_calls.images) == ex.image_forwards + ex.masked_forwards
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
+    assert torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-4)

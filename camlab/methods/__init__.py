@@ -1,4 +1,11 @@
-"""CAM methods, all on one pipeline (:class:`BaseCAM`), registered by name in :data:`METHODS`."""
+"""CAM methods, all on one pipeline (:class:`BaseCAM`), registered by name in :data:`METHODS`.
+
+Each method's docstring gives its formula, its paper and an example. The examples use a model
+and one preprocessed image::
+
+    clf = camlab.load_model("efficientnet_lite0")
+    x = clf.preprocess(["image.jpg"])  # 1×3×224×224
+"""
 
 from .base import BaseCAM, Context
 from .cam import CAM

@@ -6,13 +6,17 @@ gradients), then the single override point :meth:`BaseCAM.compute` (channel weig
 map), then :meth:`BaseCAM.finish`, the shared post-processing: weighted sum,
 ReLU, bilinear upsampling and min-max normalisation. Everything stays in torch on
 the model's device until the heatmaps are returned.
+
+Every pass of a method runs on one network, ``cam.net``, chosen when the method is built: given a
+:class:`~camlab.Classifier`, its folded twin (:mod:`camlab.folding`) unless the target layer is a
+folded convolution; given a bare ``nn.Module``, that module as it is.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -20,7 +24,7 @@ from torch import nn
 
 from ..device import default_batch_size, module_device, to_model_format
 from ..explanation import Explanation
-from ..folding import folded
+from ..folding import check_eval, check_twin
 from ..layers import capture, count_forwards, resolve_layer
 from ..maps import is_constant, normalize_maps, upsample
 
@@ -93,22 +97,41 @@ class BaseCAM:
     """Base class of every CAM method. Subclasses override :meth:`compute` only.
 
     Args:
-        module: the classifier (an ``nn.Module``, usually ``Classifier.module``).
+        module: a :class:`~camlab.Classifier` (its passes run on its folded twin, ``clf.fast``)
+            or an ``nn.Module`` (run as it is, never folded).
         target_layer: dotted layer name or the layer module.
         batch_size: images per forward pass for methods that run many (masked inputs);
             ``None`` picks :func:`camlab.device.default_batch_size` for the model's device.
+
+    Attributes:
+        module: the network (``clf.module`` for a Classifier).
+        net: the network every pass of the method runs on: the twin, or ``module`` when there is
+            none or the target layer is a folded convolution (its output differs in the twin).
+            Hooks on ``net`` see every pass; hooks on a Classifier's ``module`` see none of them,
+            and do not change the map.
     """
 
     name: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = False
+    # what the method returns: Explanation, or a subclass whose fields the method fills from ctx.extras
+    explanation_type: ClassVar[type[Explanation]] = Explanation
 
-    def __init__(self, module: nn.Module, target_layer: str | nn.Module, batch_size: int | None = None):
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"module must be a torch nn.Module (e.g. classifier.module), not {type(module).__name__}")
+    def __init__(self, module: Any, target_layer: str | nn.Module, batch_size: int | None = None):
+        from ..models import Classifier
+
+        fast = None
+        if isinstance(module, Classifier):
+            fast, module_ = module.fast, module.module
+        elif isinstance(module, nn.Module):
+            module_ = module
+        else:
+            raise TypeError(f"module must be a torch nn.Module or a camlab Classifier, not {type(module).__name__}")
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        self.module = module
-        self.layer_name, self.layer = resolve_layer(module, target_layer)
+        self.source = module  # what the method was built on (ClusterCAM.replace builds on it again)
+        self.module = module_
+        self.layer_name, self.layer = resolve_layer(module_, target_layer)
+        self.net = module_ if fast is None else fast.network_for(module_, self.layer_name)
         self._batch_size = None if batch_size is None else int(batch_size)
 
     @property
@@ -129,7 +152,7 @@ class BaseCAM:
 
     def __call__(self, x: torch.Tensor, targets: Targets = None) -> Explanation:
         start = time.perf_counter()
-        with count_forwards(self.module) as forwards:  # the one place passes are counted
+        with count_forwards(self.net) as forwards:  # the one place passes are counted
             ctx = self.forward(x, targets)
             ctx.forwards = forwards
             with torch.no_grad():
@@ -141,8 +164,7 @@ class BaseCAM:
         """The pipeline's first half: validate ``x``, one forward pass with the target layer
         captured (and the gradient of the target logits when the method needs it)."""
         x = to_model_format(check_input(x, self.module), self.module)
-        if self.module.training:
-            raise RuntimeError("the model is in training mode; call module.eval() first (batch norm and dropout change the maps)")
+        self.check_network()
         if self.needs_gradients and torch.is_inference_mode_enabled():
             raise RuntimeError(
                 f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids: call it outside that block "
@@ -157,10 +179,10 @@ class BaseCAM:
                 UserWarning,
                 stacklevel=3,
             )
-        # the pass runs through the network with its batch norms folded (camlab.folding), unless the
-        # target layer is a folded convolution; downstream of the layer the two networks compute the
-        # same function, so its activations and their gradients are the same to float rounding
-        net = folded(self.module, x, keep=self.layer_name)
+        # self.net: the folded twin (camlab.folding) unless the target layer is a folded convolution;
+        # downstream of the layer the two networks compute the same function, so its activations and
+        # their gradients are the same to float rounding
+        net = self.net
         with capture(net, self.layer_name, gradients=self.needs_gradients) as cap:
             with torch.set_grad_enabled(self.needs_gradients):
                 logits = net(x)
@@ -182,6 +204,14 @@ class BaseCAM:
             )
         return Context(x=x, logits=logits.detach(), activations=acts, targets=t, gradients=grads)
 
+    def check_network(self) -> None:
+        """Before a call: every module of ``module`` and ``net`` in eval mode (else an error naming
+        the first one in training mode), and the twin on ``module``'s device and dtype."""
+        check_eval(self.module)
+        if self.net is not self.module:
+            check_eval(self.net)
+            check_twin(self.module, self.net)
+
     def finish(self, ctx: Context, out: torch.Tensor, start: float, params: dict[str, Any] | None = None) -> Explanation:
         """The pipeline's second half: what :meth:`compute` returned → the :class:`Explanation`
         (weighted sum, ReLU, upsampling, normalisation; ``start`` is the call's start time)."""
@@ -199,7 +229,11 @@ class BaseCAM:
                 stacklevel=3,
             )
         scores = ctx.logits.softmax(dim=1).gather(1, ctx.targets[:, None]).squeeze(1)
-        return Explanation(
+        extras = {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in ctx.extras.items()}
+        # intermediates that the method's explanation type declares become its fields; the rest stay in extras
+        declared = {f.name for f in fields(self.explanation_type)} - {f.name for f in fields(Explanation)}
+        typed = {k: extras.pop(k) for k in list(extras) if k in declared}
+        return self.explanation_type(
             heatmaps=heat.float().cpu(),
             targets=ctx.targets.cpu(),
             scores=scores.cpu(),
@@ -208,8 +242,9 @@ class BaseCAM:
             method=self.name,
             layer=self.layer_name,
             params=self.params() if params is None else params,
-            extras={k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in ctx.extras.items()},
+            extras=extras,
             raw=cam.detach().float().cpu(),
+            **typed,
         )
 
     @staticmethod

@@ -16,18 +16,28 @@ def _last_linear(module: nn.Module) -> nn.Linear:
 
 
 class CAM(BaseCAM):
-    r"""Class activation map: :math:`M_c = \sum_n W_{fc}[c, n] F_n`.
+    """Class activation map (Zhou et al., CVPR 2016; restated by Feng et al. 2023, eq 1–2): the
+    feature maps weighted by the linear classifier's row for the target class c,
+
+        M_c = Σ_n W_fc[c, n] F_n,    S_c = Σ_n W_fc[c, n] · mean_ij F_n(i, j)  (+ bias),
+
+    then heatmap = s(Up(ReLU(M_c))) (s: min-max scaling to [0, 1], Up: bilinear upsampling).
 
     Only defined when the target layer feeds global average pooling and a single linear layer
     gives the logits. That is checked on every call from the forward pass itself: the logits
     must equal ``fc(mean_ij F)``; otherwise the network (or the layer) is refused.
+
+    Examples:
+        >>> exp = camlab.methods.CAM(clf, clf.target_layer)(x)  # the input of global average pooling
+        >>> exp.heatmaps.shape, exp.n_forward
+        (torch.Size([1, 224, 224]), 1)
     """
 
     name = "cam"
 
     def __init__(self, module: nn.Module, target_layer: str | nn.Module):
         super().__init__(module, target_layer)
-        self.fc = _last_linear(module)
+        self.fc = _last_linear(self.module)
 
     def compute(self, ctx: Context) -> torch.Tensor:
         n = ctx.activations.shape[1]

@@ -22,29 +22,24 @@ the same steps through the shared pipeline; the explorer and the sweeps use fit 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+import hashlib
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectral_decomposition, spectral_labels, ward
-from ..explanation import Explanation
+from ..explanation import ClusterExplanation, Explanation
 from ..maps import normalize_maps, normalizing_affine, upsample
 from ..masking import Baseline, check_baseline, check_score, score_masked
 from ..layers import count_forwards
 from .base import BaseCAM, Context, Targets
 
-__all__ = ["ClusterCAM", "ClusterState", "couple_maps", "CLUSTERINGS", "COUPLINGS", "DEFAULTS"]
+__all__ = ["ClusterCAM", "ClusterSettings", "ClusterState", "couple_maps", "CLUSTERINGS", "COUPLINGS", "DEFAULTS"]
 
 CLUSTERINGS = ("kmeans", "spectral", "ward")
 COUPLINGS = ("normalized", "paper", "weighted")
-# Chosen by the rule of benchmarks/RESULTS.md (written before the run) on all 200 dev images
-# (efficientnet_lite0, bn2; benchmarks/full_run.py grid, alpha_q, choose): among the seed-stable
-# settings the best mean rank over drop, increase, insertion, deletion and the pointing game, ties
-# to fewer passes. Ward with camlab's normalised eq 22, α = 0.8, Q = 10 (tied with Q = 12). K = 7
-# applies to spectral clustering only; n_init to K-means only.
-DEFAULTS = {"n_clusters": 10, "clustering": "ward", "n_eigvecs": 7, "alpha": 0.8, "coupling": "normalized", "n_init": 3}
 
 
 def couple_maps(reps: torch.Tensor, scores: torch.Tensor, size: tuple[int, int], alpha: float, coupling: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,10 +115,12 @@ class ClusterState:
         return self.cache.masked_forwards
 
 
-class ClusterCAM(BaseCAM):
-    """Cluster-CAM.
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Every setting of Cluster-CAM, in one place: the signature, the checks (at construction),
+    :meth:`replace` and :meth:`fit_params` all come from these fields.
 
-    Args:
+    Attributes:
         n_clusters: Q, the number of clusters (≥ 2, ≤ the channel count).
         clustering: ``"ward"`` (default: agglomerative, Ward linkage; no seed), ``"kmeans"``
             on the flattened maps (the paper's choice for its tables) or ``"spectral"`` (eq 10–17).
@@ -138,106 +135,142 @@ class ClusterCAM(BaseCAM):
             ``"weighted"`` (every cluster map weighted by its score above the worst).
         score: ``"softmax"`` (default) or ``"logit"`` for the cluster scores.
         baseline: what masked-out pixels become (``X ⊙ M + X_b ⊙ (1 − M)`` on the normalised input; zeros there by default).
-        batch_size: images per pass for the masked inputs; ``None`` sends all B·Q in one pass.
+        batch_size: images per pass for the masked inputs; ``None``: the device's default
+            (:func:`camlab.device.default_batch_size`), as for every method.
         seed: K-means seed (also the K-means of spectral clustering); the same seed gives the
             same map. With K-means, other seeds can give noticeably different maps (notebook 06
             measures it); Ward's clustering has no seed.
         n_init: K-means restarts (the best of ``n_init`` k-means++ starts is kept).
+
+    Raises:
+        ValueError: a value out of range or a name not in the lists above, naming both.
     """
 
-    name = "clustercam"
+    # Chosen by the rule of benchmarks/RESULTS.md (written before the run) on all 200 dev images
+    # (efficientnet_lite0, bn2; benchmarks/full_run.py grid, alpha_q, choose): among the seed-stable
+    # settings the best mean rank over drop, increase, insertion, deletion and the pointing game, ties
+    # to fewer passes. Ward with camlab's normalised eq 22, α = 0.8, Q = 10 (tied with Q = 12). K = 7
+    # applies to spectral clustering only; n_init to K-means only.
+    n_clusters: int = 10
+    clustering: str = "ward"
+    n_eigvecs: int = 7
+    laplacian: str = "normalized"
+    adjacency: str = "paper"
+    sigma: float | None = None
+    kappa: float = 0.0
+    tau: float = 1.0
+    alpha: float = 0.8
+    coupling: str = "normalized"
+    score: str = "softmax"
+    baseline: Baseline = "zeros"
+    batch_size: int | None = None
+    seed: int = 0
+    n_init: int = 3
 
-    def __init__(
-        self,
-        module: nn.Module,
-        target_layer,
-        n_clusters: int = DEFAULTS["n_clusters"],
-        clustering: str = DEFAULTS["clustering"],
-        n_eigvecs: int = DEFAULTS["n_eigvecs"],
-        laplacian: str = "normalized",
-        adjacency: str = "paper",
-        sigma: float | None = None,
-        kappa: float = 0.0,
-        tau: float = 1.0,
-        alpha: float = DEFAULTS["alpha"],
-        coupling: str = DEFAULTS["coupling"],
-        score: str = "softmax",
-        baseline: Baseline = "zeros",
-        batch_size: int | None = None,
-        seed: int = 0,
-        n_init: int = DEFAULTS["n_init"],
-    ):
-        super().__init__(module, target_layer, batch_size=batch_size)
-        for name, value, least in (("n_clusters (Q)", n_clusters, 2), ("n_eigvecs (K)", n_eigvecs, 1), ("n_init", n_init, 1)):
+    def __post_init__(self) -> None:
+        for name, value, least in (("n_clusters (Q)", self.n_clusters, 2), ("n_eigvecs (K)", self.n_eigvecs, 1), ("n_init", self.n_init, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
-        check_alpha(alpha)
-        if clustering not in CLUSTERINGS:
-            raise ValueError(f"unknown clustering {clustering!r}; use one of {CLUSTERINGS}")
-        if coupling not in COUPLINGS:
-            raise ValueError(f"unknown coupling {coupling!r}; use one of {COUPLINGS}")
-        if laplacian not in LAPLACIANS:
-            raise ValueError(f"unknown laplacian {laplacian!r}; use one of {LAPLACIANS}")
-        if adjacency not in ADJACENCIES:
-            raise ValueError(f"unknown adjacency {adjacency!r}; use one of {ADJACENCIES}")
-        if sigma is not None and not sigma > 0:
-            raise ValueError(f"sigma must be > 0 or None (the median distance), got {sigma!r}")
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0, got {tau!r}")
-        check_score(score)
-        check_baseline(baseline)
-        self.n_clusters, self.clustering, self.n_eigvecs, self.n_init = n_clusters, clustering, n_eigvecs, n_init
-        self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau = laplacian, adjacency, sigma, float(kappa), float(tau)
-        self.alpha, self.coupling, self.score, self.baseline, self.seed = float(alpha), coupling, score, baseline, int(seed)
-        self._settings = dict(
-            n_clusters=n_clusters, clustering=clustering, n_eigvecs=n_eigvecs, laplacian=laplacian, adjacency=adjacency, sigma=sigma, kappa=kappa,
-            tau=tau, alpha=alpha, coupling=coupling, score=score, baseline=baseline, batch_size=batch_size, seed=seed, n_init=n_init,
-        )
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"batch_size must be an integer ≥ 1 or None (the device's default), got {self.batch_size!r}")
+        check_alpha(self.alpha)
+        for name, value, allowed in (("clustering", self.clustering, CLUSTERINGS), ("coupling", self.coupling, COUPLINGS),
+                                     ("laplacian", self.laplacian, LAPLACIANS), ("adjacency", self.adjacency, ADJACENCIES)):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; use one of {allowed}")
+        if self.sigma is not None and not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0 or None (the median distance), got {self.sigma!r}")
+        if not self.tau > 0:
+            raise ValueError(f"tau must be > 0, got {self.tau!r}")
+        check_score(self.score)
+        check_baseline(self.baseline)
+        for name, cast in (("alpha", float), ("kappa", float), ("tau", float), ("seed", int)):
+            object.__setattr__(self, name, cast(getattr(self, name)))
 
-    def replace(self, **changes: Any) -> "ClusterCAM":
-        """A ClusterCAM on the same model and layer with some settings changed (validated)."""
-        unknown = sorted(set(changes) - set(self._settings))
+    def replace(self, **changes: Any) -> "ClusterSettings":
+        """These settings with some changed, checked again; an unknown name is an error listing the fields."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
         if unknown:
-            raise ValueError(f"ClusterCAM has no setting {', '.join(map(repr, unknown))}; it has {sorted(self._settings)}")
-        return type(self)(self.module, self.layer_name, **{**self._settings, **changes})
+            raise ValueError(f"ClusterCAM has no setting {', '.join(map(repr, unknown))}; it has {[f.name for f in fields(self)]}")
+        return replace(self, **changes) if changes else self
 
     def fit_params(self) -> dict[str, Any]:
-        """The parameters a fit depends on: everything but α and the coupling."""
-        p = {**super().params(), "n_clusters": self.n_clusters, "clustering": self.clustering, "score": self.score, "baseline": self.baseline}
+        """The settings a fit depends on (everything but α and the coupling), those that matter
+        for the clustering chosen: the seed and restarts for K-means and spectral, the graph for spectral."""
+        p = {"n_clusters": self.n_clusters, "clustering": self.clustering, "score": self.score, "baseline": self.baseline}
         if self.clustering != "ward":
             p.update(seed=self.seed, n_init=self.n_init)
         if self.clustering == "spectral":
             p.update(n_eigvecs=self.n_eigvecs, laplacian=self.laplacian, adjacency=self.adjacency, sigma=self.sigma, kappa=self.kappa, tau=self.tau)
         return p
 
+
+class ClusterCAM(BaseCAM):
+    """Cluster-CAM (Feng et al. 2023, eq 18–22): the N maps F_n of the target layer are
+    clustered into Q groups Q_1 … Q_Q (``clustering``), then
+
+        F̃_q = mean{F_n : n ∈ Q_q}  (eq 18),    y_q = S_c(X ⊙ s(Up(F̃_q)))  (eq 19),
+        base = argmax_q y_q  (eq 20),    scissors = argmin_q y_q  (eq 21),
+        H = α s(Up(F̃_base)) − (1 − α) s(Up(F̃_scissors))  (eq 22, "normalized" coupling),
+        heatmap = s(ReLU(H)).
+
+    Args:
+        module: a :class:`camlab.Classifier` (its passes then run on its folded twin) or an ``nn.Module``.
+        target_layer: dotted layer name or the layer module.
+        settings: a :class:`ClusterSettings` (default: ``ClusterSettings()``, camlab's defaults).
+        **changes: any field of :class:`ClusterSettings`, e.g. ``n_clusters=6, clustering="kmeans"``.
+
+    Examples:
+        >>> cam = camlab.methods.ClusterCAM(clf, "blocks.6")  # Ward, Q = 10, α = 0.8 (DEFAULTS)
+        >>> exp = cam(x)
+        >>> exp.cluster_scores.shape, exp.n_forward  # y_q; one clean pass and Q masked ones
+        (torch.Size([1, 10]), 11)
+    """
+
+    name = "clustercam"
+    explanation_type = ClusterExplanation
+
+    def __init__(self, module: nn.Module, target_layer, settings: ClusterSettings | None = None, **changes: Any):
+        super().__init__(module, target_layer)
+        self.settings = (settings or ClusterSettings()).replace(**changes)
+        self._batch_size = self.settings.batch_size
+
+    def replace(self, **changes: Any) -> "ClusterCAM":
+        """A ClusterCAM on the same model and layer with some settings changed (validated)."""
+        return type(self)(self.source, self.layer_name, self.settings, **changes)
+
+    def fit_params(self) -> dict[str, Any]:
+        """The parameters a fit depends on: everything but α and the coupling."""
+        return {**super().params(), **self.settings.fit_params()}
+
     def params(self) -> dict[str, Any]:
-        return {**self.fit_params(), **coupling_params(self.alpha, self.coupling)}
+        return {**self.fit_params(), **coupling_params(self.settings.alpha, self.settings.coupling)}
 
     # --- the steps -------------------------------------------------------------------------
 
     def check_layer(self, n_channels: int) -> None:
         """Q and K against the layer's channel count N."""
-        if self.n_clusters > n_channels:
-            raise ValueError(f"n_clusters (Q) = {self.n_clusters} is larger than the {n_channels} channels of layer {self.layer_name!r}; Q must be in [2, {n_channels}]")
-        if self.clustering == "spectral" and self.n_eigvecs >= n_channels:
-            raise ValueError(f"n_eigvecs (K) = {self.n_eigvecs} must be smaller than the {n_channels} channels of layer {self.layer_name!r}")
+        if self.settings.n_clusters > n_channels:
+            raise ValueError(f"n_clusters (Q) = {self.settings.n_clusters} is larger than the {n_channels} channels of layer {self.layer_name!r}; Q must be in [2, {n_channels}]")
+        if self.settings.clustering == "spectral" and self.settings.n_eigvecs >= n_channels:
+            raise ValueError(f"n_eigvecs (K) = {self.settings.n_eigvecs} must be smaller than the {n_channels} channels of layer {self.layer_name!r}")
 
     def cluster(self, maps: torch.Tensor, spectra: dict[tuple, SpectralResult] | None = None, key: Any = None) -> torch.Tensor:
         """Cluster labels (N,) of one image's maps (N×h×w). With ``spectra``, the spectral
         decomposition is kept there under ``key`` (and the graph settings) and reused."""
         rows = maps.flatten(1).float()
-        if self.clustering == "kmeans":
-            return kmeans(rows, self.n_clusters, seed=self.seed, n_init=self.n_init).labels
-        if self.clustering == "ward":
-            return ward(rows, self.n_clusters)
-        graph = (key, self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau)
+        if self.settings.clustering == "kmeans":
+            return kmeans(rows, self.settings.n_clusters, seed=self.settings.seed, n_init=self.settings.n_init).labels
+        if self.settings.clustering == "ward":
+            return ward(rows, self.settings.n_clusters)
+        graph = (key, self.settings.laplacian, self.settings.adjacency, self.settings.sigma, self.settings.kappa, self.settings.tau)
         dec = None if spectra is None else spectra.get(graph)
         if dec is None:
-            dec = spectral_decomposition(rows, self.laplacian, self.adjacency, self.sigma, self.kappa, self.tau)
+            dec = spectral_decomposition(rows, self.settings.laplacian, self.settings.adjacency, self.settings.sigma, self.settings.kappa, self.settings.tau)
             if spectra is not None:  # keep the eigenvectors only: the N×N graph matrices are not needed again
                 empty = torch.empty(0)
                 spectra[graph] = dec = replace(dec, distances=empty, similarity=empty, adjacency=empty, laplacian=empty)
-        return spectral_labels(dec, self.n_clusters, self.n_eigvecs, self.seed, self.n_init).labels
+        return spectral_labels(dec, self.settings.n_clusters, self.settings.n_eigvecs, self.settings.seed, self.settings.n_init).labels
 
     @staticmethod
     def representatives(maps: torch.Tensor, labels: torch.Tensor, n_clusters: int) -> torch.Tensor:
@@ -250,14 +283,14 @@ class ClusterCAM(BaseCAM):
         """Eq 19: ``y_q = S_c(X ⊙ s(Up(F̃_q)))`` for B×Q clusters → B×Q, in one batched pass of
         the clusters whose membership ``cache`` has not scored yet (the others cost nothing)."""
         b, q = reps.shape[:2]
-        how = (self.score, self.baseline if isinstance(self.baseline, (str, int, float, type(None))) else id(self.baseline))
+        how = (self.settings.score, baseline_key(self.settings.baseline))
         onehot = (labels[:, None, :] == torch.arange(q, device=labels.device)[None, :, None]).cpu().numpy()  # B×Q×N
         keys = [[(how, i, onehot[i, k].tobytes()) for k in range(q)] for i in range(b)]
         new = [(i, k) for i in range(b) for k in range(q) if keys[i][k] not in cache.scores]
         if new:
             owner = torch.tensor([i for i, _ in new], device=ctx.x.device)
             which = torch.tensor([k for _, k in new], device=ctx.x.device)
-            y = score_masked(self.module, ctx.x, reps[owner, which], owner, ctx.targets, baseline=self.baseline, score=self.score, batch_size=self._batch_size or len(new))
+            y = score_masked(self.net, ctx.x, reps[owner, which], owner, ctx.targets, baseline=self.settings.baseline, score=self.settings.score, batch_size=self.batch_size)
             cache.scores.update({keys[i][k]: float(v) for (i, k), v in zip(new, y)})
         return torch.tensor([[cache.scores[keys[i][k]] for k in range(q)] for i in range(b)], device=ctx.x.device, dtype=reps.dtype)
 
@@ -266,8 +299,8 @@ class ClusterCAM(BaseCAM):
         self.check_layer(acts.shape[1])
         with torch.no_grad():
             labels = torch.stack([self.cluster(a, cache.spectra, i) for i, a in enumerate(acts)])  # B×N
-            reps = torch.stack([self.representatives(a, l, self.n_clusters) for a, l in zip(acts, labels)])  # B×Q×h×w
-            with count_forwards(self.module) as masked:
+            reps = torch.stack([self.representatives(a, l, self.settings.n_clusters) for a, l in zip(acts, labels)])  # B×Q×h×w
+            with count_forwards(self.net) as masked:
                 scores = self.score_clusters(ctx, labels, reps, cache)
         cache.masked_forwards += masked.images
         return ClusterState(ctx, labels, reps, scores, self.fit_params(), masked.images, time.perf_counter() - start, cache)
@@ -285,18 +318,19 @@ class ClusterCAM(BaseCAM):
                 raise ValueError("a fitted state keeps its own targets; fit the images again to explain other classes")
             if x.params["target_layer"] != self.layer_name:
                 raise ValueError(f"the state was fitted at layer {x.params['target_layer']!r}, this ClusterCAM explains {self.layer_name!r}")
+            self.check_network()
             return self._fit(x.context, x.cache, start)
-        with count_forwards(self.module) as forwards:
+        with count_forwards(self.net) as forwards:
             ctx = self.forward(x, targets)
             state = self._fit(ctx, _ScoreCache(), start)
         return replace(state, n_forward=forwards.images)
 
-    def couple(self, state: ClusterState, alpha: float | None = None, coupling: str | None = None) -> Explanation:
+    def couple(self, state: ClusterState, alpha: float | None = None, coupling: str | None = None) -> ClusterExplanation:
         """The explanation of a fitted state for a balance α and a coupling (this ClusterCAM's
         when not given): no forward pass. ``n_forward`` and ``seconds`` include the fit's."""
         start = time.perf_counter()
-        alpha = self.alpha if alpha is None else check_alpha(alpha)
-        coupling = self.coupling if coupling is None else coupling
+        alpha = self.settings.alpha if alpha is None else check_alpha(alpha)
+        coupling = self.settings.coupling if coupling is None else coupling
         heat, extras = _coupled(state, alpha, coupling)
         done = replace(state.context, n_forward=state.n_forward, extras=extras)
         return self.finish(done, heat, start - state.seconds, params={**state.params, **coupling_params(alpha, coupling)})
@@ -304,7 +338,7 @@ class ClusterCAM(BaseCAM):
     def compute(self, ctx: Context) -> torch.Tensor:
         """The shared pipeline's override point: fit on the pipeline's forward pass, then couple."""
         state = self._fit(ctx, _ScoreCache(), time.perf_counter())
-        heat, extras = _coupled(state, self.alpha, self.coupling)
+        heat, extras = _coupled(state, self.settings.alpha, self.settings.coupling)
         ctx.extras.update(extras)
         return heat
 
@@ -324,3 +358,15 @@ def check_alpha(alpha: Any) -> float:
 def coupling_params(alpha: float, coupling: str) -> dict[str, Any]:
     """α and the coupling as an explanation records them: the weighted coupling has no α."""
     return {"coupling": coupling, "alpha": None if coupling == "weighted" else float(alpha)}
+
+
+DEFAULTS = {name: getattr(ClusterSettings(), name) for name in ("n_clusters", "clustering", "n_eigvecs", "alpha", "coupling", "n_init")}
+
+
+def baseline_key(baseline: Baseline) -> Any:
+    """A baseline as a key of the score cache: its name or value, or a digest of a tensor's contents
+    (two tensors with equal values share scores; an object's ``id`` could be reused)."""
+    if isinstance(baseline, torch.Tensor):
+        t = baseline.detach().cpu().contiguous()
+        return ("tensor", tuple(t.shape), str(t.dtype), hashlib.sha1(t.numpy().tobytes()).hexdigest())
+    return baseline

@@ -35,11 +35,18 @@ def principal_projection(acts: torch.Tensor) -> torch.Tensor:
 
 
 class EigenCAM(BaseCAM):
-    r"""EigenCAM: :math:`L = \mathrm{ReLU}(\tilde F v_1)`, the centred maps projected on their first
-    right singular vector, sign corrected (:func:`principal_projection`). One pass, no gradient,
-    the same map for every target class.
+    """EigenCAM (Muhammad & Yeasin, IJCNN 2020): the maps' first principal component,
 
-    >>> exp = EigenCAM(clf.module, "blocks.6")(x)  # doctest: +SKIP
+        F̃ = F − mean over positions (h·w × N),    F̃ = U Σ Vᵀ,    L = ReLU(F̃ v₁),
+
+    the centred maps projected on their first right singular vector, sign corrected
+    (:func:`principal_projection`). One pass, no gradient, the same map for every target class.
+
+    Examples:
+        >>> cam = camlab.methods.EigenCAM(clf, "blocks.6")
+        >>> top1, other = cam(x), cam(x, targets=1)
+        >>> torch.equal(top1.heatmaps, other.heatmaps)  # not class-specific
+        True
     """
 
     name = "eigencam"

@@ -1,5 +1,7 @@
-"""Gradient-weighted CAMs: Grad-CAM, Grad-CAM++, SmoothGrad-CAM++, XGrad-CAM (Feng et al. 2023,
-eq 3–6), and the element-wise LayerCAM (Jiang et al. 2021) and HiResCAM (Draelos & Carin 2020).
+"""Gradient-weighted CAMs: Grad-CAM (Selvaraju et al., ICCV 2017), Grad-CAM++ (Chattopadhay et
+al., WACV 2018), SmoothGrad-CAM++ (Omeiza et al. 2019), XGrad-CAM (Fu et al., BMVC 2020) — restated
+by Feng et al. 2023, eq 3–6 — and the element-wise LayerCAM (Jiang et al., IEEE TIP 2021) and
+HiResCAM (Draelos & Carin 2020).
 
 All take ``g = ∂S_c/∂F`` (``S_c`` the target logit) from the one forward pass of the base
 pipeline, computed with ``torch.autograd.grad``; the first four turn ``g`` into a channel weight,
@@ -13,7 +15,6 @@ import torch
 from torch import nn
 
 from ..device import to_model_format
-from ..folding import folded
 from ..layers import capture
 from .base import BaseCAM, Context
 
@@ -37,7 +38,19 @@ def gradcampp_weights(acts: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3
 
 
 class GradCAM(BaseCAM):
-    r"""Grad-CAM (eq 3): :math:`w_n = \frac{1}{Z}\sum_{ij} \partial S_c / \partial F_n(i,j)`."""
+    """Grad-CAM (Selvaraju et al., ICCV 2017, eq 1–2; Feng et al. 2023, eq 3): each channel
+    weighted by its mean gradient,
+
+        w_n = 1/Z Σ_ij ∂S_c/∂F_n(i,j),    L = ReLU(Σ_n w_n F_n),
+
+    Z = h·w the number of positions, ``S_c`` the target logit (Feng et al.'s eq 3 prints the sum
+    without 1/Z: the same map after the min-max scaling); heatmap = s(Up(L)).
+
+    Examples:
+        >>> exp = camlab.methods.GradCAM(clf, "blocks.6")(x)  # top-1 class; targets=… for others
+        >>> exp.heatmaps.shape, round(float(exp.heatmaps.max()), 4), exp.n_forward
+        (torch.Size([1, 224, 224]), 1.0, 1)
+    """
 
     name = "gradcam"
     needs_gradients = True
@@ -47,11 +60,20 @@ class GradCAM(BaseCAM):
 
 
 class GradCAMpp(BaseCAM):
-    r"""Grad-CAM++ (eq 4): pixel-wise weighted positive gradients, :func:`gradcampp_weights`.
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018; Feng et al. 2023, eq 4): positive gradients
+    weighted per position (the closed form for an exponential score, :func:`gradcampp_weights`),
+
+        α_n(i,j) = g² / (2 g² + Σ_ab F_n(a,b) · g³),    w_n = Σ_ij α_n(i,j) · ReLU(g),
+        L = ReLU(Σ_n w_n F_n),    with g = ∂S_c/∂F_n(i,j) and 0/0 = 0.
 
     ``eps`` is added to the denominator of α. The formula has none (default 0, with 0/0 → 0);
     pytorch-grad-cam adds ``1e-6``, which is not negligible here: the gradients at the last
     layers are ~1e-3, so ``g²`` is of the order of ``eps``. ``eps=1e-6`` reproduces it.
+
+    Examples:
+        >>> exp = camlab.methods.GradCAMpp(clf, "blocks.6")(x)
+        >>> exp.heatmaps.shape, exp.n_forward
+        (torch.Size([1, 224, 224]), 1)
     """
 
     name = "gradcampp"
@@ -72,7 +94,18 @@ class GradCAMpp(BaseCAM):
 
 
 class XGradCAM(BaseCAM):
-    r"""XGrad-CAM (eq 6): :math:`w_n = \sum_{ij} \frac{F_n(i,j)}{\sum_{ab} F_n(a,b)} \partial S_c/\partial F_n(i,j)`."""
+    """XGrad-CAM (Fu et al., BMVC 2020; Feng et al. 2023, eq 6): gradients weighted by the
+    activation's share of its map,
+
+        w_n = Σ_ij F_n(i,j) / Σ_ab F_n(a,b) · ∂S_c/∂F_n(i,j),    L = ReLU(Σ_n w_n F_n),
+
+    with 0/0 = 0 for an all-zero map.
+
+    Examples:
+        >>> exp = camlab.methods.XGradCAM(clf, "blocks.6")(x)
+        >>> exp.heatmaps.shape
+        torch.Size([1, 224, 224])
+    """
 
     name = "xgradcam"
     needs_gradients = True
@@ -83,12 +116,21 @@ class XGradCAM(BaseCAM):
 
 
 class SmoothGradCAMpp(BaseCAM):
-    r"""SmoothGrad-CAM++ (eq 5): Grad-CAM++ with ``D1, D2, D3`` averaged over noisy copies.
+    """Smooth Grad-CAM++ (Omeiza et al. 2019; Feng et al. 2023, eq 5): Grad-CAM++ with the
+    derivative terms averaged over M = ``n_samples`` noisy copies ``X + ε_m``,
 
-    ``n_samples`` copies ``X + ε``, ``ε ~ N(0, σ²)`` with ``σ = noise_std · (max X − min X)`` per
-    image, seeded. The feature maps ``F`` are those of the clean input. With one sample and
-    ``noise_std=0`` it is exactly Grad-CAM++. Cost: 1 + ``n_samples`` forward and backward passes,
-    sent ``batch_size`` images at a time.
+        D_k = 1/M Σ_m (∂S_c/∂F_n(i,j) at X + ε_m)^k  (k = 1, 2, 3),
+        α = D_2 / (2 D_2 + Σ_ab F_n(a,b) · D_3),    w_n = Σ_ij α · ReLU(D_1),    L = ReLU(Σ_n w_n F_n).
+
+    ``ε ~ N(0, σ²)`` with ``σ = noise_std · (max X − min X)`` per image, seeded. The feature maps
+    ``F`` are those of the clean input. With one sample and ``noise_std=0`` it is exactly
+    Grad-CAM++. Cost: 1 + ``n_samples`` forward and backward passes, sent ``batch_size`` images
+    at a time.
+
+    Examples:
+        >>> exp = camlab.methods.SmoothGradCAMpp(clf, "blocks.6", n_samples=2)(x)
+        >>> exp.heatmaps.shape, exp.n_forward  # the clean pass and 2 noisy copies
+        (torch.Size([1, 224, 224]), 3)
     """
 
     name = "smoothgradcampp"
@@ -117,9 +159,8 @@ class SmoothGradCAMpp(BaseCAM):
             k = min(per_chunk, self.n_samples - start)
             noise = torch.randn((k, *x.shape), generator=gen).to(x.device) * (self.noise_std * span)
             noisy = to_model_format((x[None] + noise).flatten(0, 1), self.module)
-            net = folded(self.module, noisy, keep=self.layer_name)  # as the pipeline's first pass
-            with capture(net, self.layer_name, gradients=True) as cap:
-                logits = net(noisy)
+            with capture(self.net, self.layer_name, gradients=True) as cap:  # on the network of the first pass
+                logits = self.net(noisy)
                 g = cap.grad(logits.gather(1, t.repeat(k)[:, None]).sum()).detach().view(k, b, *ctx.activations.shape[1:])
             d1 = d1 + g.sum(0)
             d2 = d2 + (g**2).sum(0)
@@ -129,10 +170,16 @@ class SmoothGradCAMpp(BaseCAM):
 
 
 class LayerCAM(BaseCAM):
-    r"""LayerCAM (Jiang et al., IEEE TIP 2021, eq 6–7): the positive gradient kept per position,
-    :math:`L = \mathrm{ReLU}\big(\sum_n \mathrm{ReLU}(\partial S_c/\partial F_n) \odot F_n\big)`.
+    """LayerCAM (Jiang et al., IEEE TIP 2021, eq 6–7): the positive gradient kept per position,
 
-    >>> exp = LayerCAM(clf.module, "blocks.6")(x)  # doctest: +SKIP
+        L = ReLU(Σ_n ReLU(∂S_c/∂F_n) ⊙ F_n),
+
+    so that earlier, higher-resolution layers give usable maps too.
+
+    Examples:
+        >>> exp = camlab.methods.LayerCAM(clf, "blocks.4")(x)  # an earlier layer, 14×14
+        >>> exp.heatmaps.shape, exp.raw.shape  # raw: L at the layer's resolution
+        (torch.Size([1, 224, 224]), torch.Size([1, 14, 14]))
     """
 
     name = "layercam"
@@ -143,13 +190,18 @@ class LayerCAM(BaseCAM):
 
 
 class HiResCAM(BaseCAM):
-    r"""HiResCAM (Draelos & Carin 2020): the gradient kept per position, sign and all,
-    :math:`L = \mathrm{ReLU}\big(\sum_n (\partial S_c/\partial F_n) \odot F_n\big)`.
+    """HiResCAM (Draelos & Carin 2020): the gradient kept per position, sign and all,
+
+        L = ReLU(Σ_n ∂S_c/∂F_n ⊙ F_n).
 
     Where the gradient is constant in space — a layer followed only by global average pooling
     and a linear head, such as efficientnet's ``bn2`` — it equals Grad-CAM.
 
-    >>> exp = HiResCAM(clf.module, "blocks.6")(x)  # doctest: +SKIP
+    Examples:
+        >>> hires = camlab.methods.HiResCAM(clf, clf.target_layer)(x)  # bn2: global pooling follows
+        >>> grad = camlab.methods.GradCAM(clf, clf.target_layer)(x)
+        >>> torch.allclose(hires.heatmaps, grad.heatmaps, atol=1e-4)
+        True
     """
 
     name = "hirescam"

@@ -1,4 +1,5 @@
-"""Perturbation CAMs (Feng et al. 2023, eq 7–9): Ablation-CAM (eq 7), Score-CAM (eq 8–9) and Group-CAM.
+"""Perturbation CAMs: Ablation-CAM (Desai & Ramaswamy, WACV 2020), Score-CAM (Wang et al., CVPRW
+2020) — restated by Feng et al. 2023, eq 7 and eq 8–9 — and Group-CAM (Zhang et al. 2021).
 
 They weigh channels (or groups of channels) by how the target score changes when the input is
 masked, or the channel removed. Their cost is forward passes, so they batch them
@@ -25,7 +26,13 @@ _WEIGHTINGS = ("paper", "softmax", "softmax_delta")
 
 
 class ScoreCAM(BaseCAM):
-    r"""Score-CAM (eq 8–9): :math:`w_n = S_c(X \odot H_n) - S_c(X_b)`, :math:`H_n = s(Up(F_n))`.
+    """Score-CAM (Wang et al., CVPRW 2020; Feng et al. 2023, eq 8–9): each channel weighted by
+    the score of the input masked with its upsampled, scaled map,
+
+        H_n = s(Up(F_n)),    w_n = S_c(X ⊙ H_n) − S_c(X_b),    L = ReLU(Σ_n w_n F_n),
+
+    ``X ⊙ H_n`` meaning ``X ⊙ H_n + X_b ⊙ (1 − H_n)`` (:mod:`camlab.masking`), ``S_c`` the softmax
+    probability. One masked pass per channel.
 
     Args:
         score: ``"softmax"`` (probability, default) or ``"logit"``.
@@ -44,6 +51,12 @@ class ScoreCAM(BaseCAM):
     A channel whose map is constant gives a zero mask, so its masked input *is* the all-masked
     input: it is scored once per image, not once per channel (under eq 8 its weight is exactly 0).
     ``n_forward`` counts the clean pass, the all-masked pass and one pass per non-constant channel.
+
+    Examples:
+        >>> cam = camlab.methods.ScoreCAM(clf, "blocks.0")  # 16 channels: quick (bn2 has 1280)
+        >>> exp = cam(x)
+        >>> exp.extras["channel_scores"].shape, exp.heatmaps.shape  # S_c(X ⊙ H_n) per channel
+        (torch.Size([1, 16]), torch.Size([1, 224, 224]))
     """
 
     name = "scorecam"
@@ -65,13 +78,13 @@ class ScoreCAM(BaseCAM):
         b, n = acts.shape[:2]
         fill = self.baseline if self.baseline is not None else "zeros"
         bases = make_baseline(x, fill)
-        base_scores = score_batch(self.module, bases, t, self.score)  # S_c(X_b), one pass per image
+        base_scores = score_batch(self.net, bases, t, self.score)  # S_c(X_b), one pass per image
         live = ~is_constant(acts)  # B×N
         owner, channel = live.nonzero(as_tuple=True)
         scores = base_scores[:, None].repeat(1, n)  # a constant channel's masked input is X_b
         if owner.numel():
             scores[owner, channel] = score_masked(
-                self.module, x, acts[owner, channel], owner, t, score=self.score, batch_size=self.batch_size, bases=bases,
+                self.net, x, acts[owner, channel], owner, t, score=self.score, batch_size=self.batch_size, bases=bases,
                 align_corners=self.align_corners,
             )
         ctx.extras["channel_scores"] = scores
@@ -85,7 +98,12 @@ class ScoreCAM(BaseCAM):
 
 
 class AblationCAM(BaseCAM):
-    r"""Ablation-CAM (eq 7): :math:`w_n = (S_c - S_{c,n}) / S_c`, ``S_{c,n}`` with channel ``n`` zeroed.
+    """Ablation-CAM (Desai & Ramaswamy, WACV 2020; Feng et al. 2023, eq 7): each channel weighted
+    by the relative score lost when it is zeroed,
+
+        w_n = (S_c − S_{c,n}) / S_c,    L = ReLU(Σ_n w_n F_n),
+
+    ``S_{c,n}`` the score with channel ``n`` of the target layer set to zero (0 when S_c = 0).
 
     The activations are computed once; each ablated copy goes only through the part of the
     network after the target layer (split with ``torch.fx``, :func:`camlab.split.tail_after`).
@@ -98,6 +116,12 @@ class AblationCAM(BaseCAM):
         score: ``"softmax"`` (default) or ``"logit"`` (pytorch-grad-cam's ``AblationCAM`` uses
             logits and, for layers whose minimum is 0, zeroes the channel — the same definition).
         split: ``False`` forces full forward passes (for checking the split).
+
+    Examples:
+        >>> cam = camlab.methods.AblationCAM(clf, clf.target_layer)  # its tail: pooling + linear
+        >>> exp = cam(x)
+        >>> exp.extras["ablated_scores"].shape  # S_{c,n}, one per channel of bn2
+        torch.Size([1, 1280])
     """
 
     name = "ablationcam"
@@ -117,7 +141,7 @@ class AblationCAM(BaseCAM):
             return None
         if not self._tail_checked:
             self._tail_checked = True
-            tail = tail_after(self.module, self.layer_name)
+            tail = tail_after(self.net, self.layer_name)
             ok = False
             if tail is not None:
                 try:
@@ -139,9 +163,9 @@ class AblationCAM(BaseCAM):
     def _ablated_logits(self, x: torch.Tensor, ablated: torch.Tensor, tail: nn.Module | None) -> torch.Tensor:
         if tail is not None:
             return tail(ablated)
-        handle = self.layer.register_forward_hook(lambda m, i, o: ablated)
+        handle = self.net.get_submodule(self.layer_name).register_forward_hook(lambda m, i, o: ablated)
         try:
-            return self.module(x.expand(ablated.shape[0], *x.shape[1:]))
+            return self.net(x.expand(ablated.shape[0], *x.shape[1:]))
         finally:
             handle.remove()
 
@@ -172,15 +196,20 @@ class AblationCAM(BaseCAM):
 
 
 class GroupCAM(BaseCAM):
-    r"""Group-CAM (Zhang et al. 2021): score-weighted groups of gradient-weighted channels.
+    """Group-CAM (Zhang, Rao & Yang, arXiv 2021): score-weighted groups of gradient-weighted
+    channels. The channels are split into ``n_groups`` contiguous groups G_g, and
 
-    The channels are split into ``n_groups`` contiguous groups; group ``g``'s map is
-    :math:`M_g = s(Up(ReLU(\sum_{n \in g} \bar g_n F_n)))` with :math:`\bar g_n` the Grad-CAM
-    weight; its weight is :math:`w_g = S_c(X \odot M_g + blur(X) \odot (1 - M_g)) - S_c(blur(X))`
-    and the heatmap is :math:`s(ReLU(\sum_g w_g M_g))`. The official code's optional
-    70th-percentile thresholding of each group map is left out. A constant group map masks
-    nothing in and has weight exactly 0: it is skipped. Cost: one forward and backward, one
-    blurred pass, one pass per non-constant group.
+        M_g = s(Up(ReLU(Σ_{n ∈ G_g} ḡ_n F_n))),    ḡ_n the Grad-CAM weight,
+        w_g = S_c(X ⊙ M_g + blur(X) ⊙ (1 − M_g)) − S_c(blur(X)),    heatmap = s(ReLU(Σ_g w_g M_g)).
+
+    The official code's optional 70th-percentile thresholding of each group map is left out. A
+    constant group map masks nothing in and has weight exactly 0: it is skipped. Cost: one
+    forward and backward, one blurred pass, one pass per non-constant group.
+
+    Examples:
+        >>> exp = camlab.methods.GroupCAM(clf, "blocks.6", n_groups=4)(x)  # default 32 groups
+        >>> exp.extras["group_scores"].shape, exp.heatmaps.shape  # w_g per group
+        (torch.Size([1, 4]), torch.Size([1, 224, 224]))
     """
 
     name = "groupcam"
@@ -206,12 +235,12 @@ class GroupCAM(BaseCAM):
         groups = torch.stack([g.sum(dim=1) for g in weighted.tensor_split(self.n_groups, dim=1)], dim=1)  # B×G×h×w
         masks = normalize_maps(upsample(groups.clamp_min(0), tuple(x.shape[-2:])))  # B×G×H×W
         bases = make_baseline(x, self.baseline)
-        base_scores = score_batch(self.module, bases, t, self.score)
+        base_scores = score_batch(self.net, bases, t, self.score)
         live = ~is_constant(masks)
         owner, group = live.nonzero(as_tuple=True)
         weights = torch.zeros(b, self.n_groups, device=x.device, dtype=x.dtype)
         if owner.numel():
-            s = score_masked(self.module, x, masks[owner, group], owner, t, score=self.score, batch_size=self.batch_size, normalize=False, bases=bases)
+            s = score_masked(self.net, x, masks[owner, group], owner, t, score=self.score, batch_size=self.batch_size, normalize=False, bases=bases)
             weights[owner, group] = s - base_scores[owner]
         ctx.extras["group_scores"] = weights
         return torch.einsum("bg,bghw->bhw", weights, masks)

@@ -32,10 +32,19 @@ def sobel_edges(x: torch.Tensor) -> torch.Tensor:
 
 
 class SobelCAM(BaseCAM):
-    r"""A model-independent control: :func:`sobel_edges` of the input, whatever the model, layer
-    or target. It must *fail* the model-randomisation check (:mod:`camlab.sanity`).
+    """A model-independent control: :func:`sobel_edges` of the input, whatever the model, layer
+    or target,
 
-    >>> exp = SobelCAM(clf.module, clf.target_layer)(x)  # doctest: +SKIP
+        Y = 0.299 X_R + 0.587 X_G + 0.114 X_B,    L = (|G_x ∗ Y| + |G_y ∗ Y|) / 2,
+
+    G_x, G_y the 3×3 Sobel kernels. It is no CAM of any paper: it is the edge detector that
+    Adebayo et al. (NeurIPS 2018) showed some saliency maps resemble, and it must *fail* the
+    model-randomisation check (:mod:`camlab.sanity`).
+
+    Examples:
+        >>> cam = camlab.methods.SobelCAM(clf, clf.target_layer)
+        >>> torch.equal(cam(x).heatmaps, cam(x, targets=1).heatmaps)  # blind to the class
+        True
     """
 
     name = "sobel"
