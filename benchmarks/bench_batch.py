@@ -39,13 +39,19 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--n-masks", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--sizes", default=None, help="comma-separated batch sizes (default: 1…32 on the CPU, 1…256 on CUDA)")
+    p.add_argument(
+        "--sizes", default=None, help="comma-separated batch sizes (default: 1…32 on the CPU, 1…256 on CUDA)"
+    )
     p.add_argument("--compile", action="store_true", help="also time torch.compile(model) at the best batch size")
     p.add_argument("--data-root", default=None)
     args = p.parse_args(argv)
 
     device = camlab.resolve_device(args.device)
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([1, 2, 4, 8, 16, 32] if device.type == "cpu" else [1, 4, 16, 32, 64, 128, 256])
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else ([1, 2, 4, 8, 16, 32] if device.type == "cpu" else [1, 4, 16, 32, 64, 128, 256])
+    )
     clf = camlab.load_model("efficientnet_lite0", device=device)
     x = clf.preprocess(camlab.data.pick_images(args.data_root, n_images=1, seed=0)[0].image)
     with torch.no_grad(), camlab.capture(clf.module, "bn2") as cap:
@@ -55,11 +61,19 @@ def main(argv=None) -> int:
     owner = torch.zeros(maps.shape[0], dtype=torch.long, device=device)
     before = copy.deepcopy(clf.module).to(memory_format=torch.contiguous_format)  # a bare module: never folded
     models = {"preferred": clf.scorer, "default layout": before}
-    print(f"efficientnet_lite0 on {device}, torch {torch.__version__}; {maps.shape[0]} masks; preferred layout: {camlab.device.preferred_memory_format(device)}", flush=True)
+    print(
+        f"efficientnet_lite0 on {device}, torch {torch.__version__}; {maps.shape[0]} masks; "
+        f"preferred layout: {camlab.device.preferred_memory_format(device)}",
+        flush=True,
+    )
     # round-robin: every (layout, batch size) once per round, so a drift of the host's speed
     # (seen here: 2× within minutes) hits all of them alike; the median over rounds is kept
     inputs = {label: camlab.device.to_model_format(x, model) for label, model in models.items()}
-    runs = {(label, bs): (lambda m=model, xi=inputs[label], b=bs: score_masked(m, xi, maps, owner, target, batch_size=b)) for label, model in models.items() for bs in sizes}
+    runs = {
+        (label, bs): (lambda m=model, xi=inputs[label], b=bs: score_masked(m, xi, maps, owner, target, batch_size=b))
+        for label, model in models.items()
+        for bs in sizes
+    }
     seconds = {key: [] for key in runs}
     for run in runs.values():
         run()  # warm-up
@@ -74,9 +88,25 @@ def main(argv=None) -> int:
             seconds[key].append(time.perf_counter() - start)
     rows = []
     for (label, bs), ts in seconds.items():
-        paired = "" if label == "default layout" else statistics.median(a / b for a, b in zip(ts, seconds[("default layout", bs)]))
-        rows.append({"layout": label, "batch_size": bs, "ms_per_image": 1000 * statistics.median(ts) / maps.shape[0], "vs_default_layout": paired, "note": ""})
-        print(f"  {label:15s} batch {bs:4d}: {rows[-1]['ms_per_image']:7.2f} ms per masked image" + (f"  ({paired:.2f}× the default layout, paired)" if paired else ""), flush=True)
+        paired = (
+            ""
+            if label == "default layout"
+            else statistics.median(a / b for a, b in zip(ts, seconds[("default layout", bs)]))
+        )
+        rows.append(
+            {
+                "layout": label,
+                "batch_size": bs,
+                "ms_per_image": 1000 * statistics.median(ts) / maps.shape[0],
+                "vs_default_layout": paired,
+                "note": "",
+            }
+        )
+        print(
+            f"  {label:15s} batch {bs:4d}: {rows[-1]['ms_per_image']:7.2f} ms per masked image"
+            + (f"  ({paired:.2f}× the default layout, paired)" if paired else ""),
+            flush=True,
+        )
     best = min((r for r in rows if r["layout"] == "preferred"), key=lambda r: r["ms_per_image"])
     print(f"best batch size in the preferred layout: {best['batch_size']} ({best['ms_per_image']:.2f} ms per image)")
     if args.compile:
@@ -84,16 +114,41 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         score_masked(compiled, x, maps, owner, target, batch_size=best["batch_size"])
         first = time.perf_counter() - start
-        t = time_call(lambda: score_masked(compiled, x, maps, owner, target, batch_size=best["batch_size"]), repeats=args.repeats, warmup=1, device=device).seconds
-        rows.append({"layout": "preferred, torch.compile", "batch_size": best["batch_size"], "ms_per_image": 1000 * t / maps.shape[0], "vs_default_layout": "", "note": f"first call (compilation) {first:.1f} s"})
-        print(f"  torch.compile  batch {best['batch_size']:4d}: {rows[-1]['ms_per_image']:7.2f} ms per masked image; first call {first:.1f} s", flush=True)
+        t = time_call(
+            lambda: score_masked(compiled, x, maps, owner, target, batch_size=best["batch_size"]),
+            repeats=args.repeats,
+            warmup=1,
+            device=device,
+        ).seconds
+        rows.append(
+            {
+                "layout": "preferred, torch.compile",
+                "batch_size": best["batch_size"],
+                "ms_per_image": 1000 * t / maps.shape[0],
+                "vs_default_layout": "",
+                "note": f"first call (compilation) {first:.1f} s",
+            }
+        )
+        print(
+            f"  torch.compile  batch {best['batch_size']:4d}: {rows[-1]['ms_per_image']:7.2f} ms per masked image; "
+            f"first call {first:.1f} s",
+            flush=True,
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_batch_{device.type}.csv"
     with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["date", "device", "layout", "batch_size", "ms_per_image", "vs_default_layout", "note"])
+        w = csv.DictWriter(
+            fh, fieldnames=["date", "device", "layout", "batch_size", "ms_per_image", "vs_default_layout", "note"]
+        )
         w.writeheader()
         for r in rows:
-            w.writerow({"date": date.today().isoformat(), "device": str(device), **{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()}})
+            w.writerow(
+                {
+                    "date": date.today().isoformat(),
+                    "device": str(device),
+                    **{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()},
+                }
+            )
     print(f"written {out}")
     return 0
 

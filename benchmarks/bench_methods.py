@@ -153,7 +153,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--n-images", type=int, default=1)
     p.add_argument("--layers", default="bn2,blocks.6")
-    p.add_argument("--methods", default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam," + ",".join(CLUSTER_VARIANTS))
+    p.add_argument(
+        "--methods",
+        default="gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,"
+        + ",".join(CLUSTER_VARIANTS),
+    )
     p.add_argument("--n-clusters", type=int, default=6, help="Q for Cluster-CAM")
     p.add_argument("--repeats", type=int, default=1, help="timed repeats per image (after one warm-up)")
     p.add_argument("--batch-size", type=int, default=None, help="camlab's batch size (default: per device)")
@@ -172,14 +176,27 @@ def main(argv=None) -> int:
     before = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     images_before = [x.contiguous() for x in images]
     rows = []
-    print(f"efficientnet_lite0 on {device} ({platform.processor() or platform.machine()}), {len(images)} image(s), torch {torch.__version__}", flush=True)
+    print(
+        f"efficientnet_lite0 on {device} ({platform.processor() or platform.machine()}), "
+        f"{len(images)} image(s), torch {torch.__version__}",
+        flush=True,
+    )
     for layer in args.layers.split(","):
         _, layer_module = camlab.resolve_layer(model, layer)
         with torch.no_grad(), camlab.capture(model, layer) as cap:
             model(images[0])
         n_channels = cap.activations.shape[1]
         t_floor, bs_floor = floor(model, images[0], n_channels, repeats=args.repeats)
-        rows.append(dict(layer=layer, method=f"floor: {n_channels} forwards", implementation=f"batch size {bs_floor}", seconds=t_floor, n_forward=n_channels, ratio=""))
+        rows.append(
+            dict(
+                layer=layer,
+                method=f"floor: {n_channels} forwards",
+                implementation=f"batch size {bs_floor}",
+                seconds=t_floor,
+                n_forward=n_channels,
+                ratio="",
+            )
+        )
         t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=15, warmup=1, device=device).seconds
         rows.append(dict(layer=layer, method="one forward", implementation="", seconds=t_one, n_forward=1, ratio=""))
         q = args.n_clusters
@@ -187,12 +204,29 @@ def main(argv=None) -> int:
         masked_before = masked.contiguous()
         t_q = time_call(lambda: torch.no_grad()(model)(masked), repeats=15, warmup=1, device=device).seconds
         cluster_floor = t_one + t_q
-        rows.append(dict(layer=layer, method=f"floor: 1 + {q} batched forwards", implementation="", seconds=cluster_floor, n_forward=1 + q, ratio=""))
-        print(f"\n[{layer}] {n_channels} channels; one forward {t_one * 1000:.0f} ms; floor {t_floor:.2f} s (batch {bs_floor}); "
-              f"Cluster-CAM floor (1 + a batch of {q}) {cluster_floor * 1000:.0f} ms", flush=True)
+        rows.append(
+            dict(
+                layer=layer,
+                method=f"floor: 1 + {q} batched forwards",
+                implementation="",
+                seconds=cluster_floor,
+                n_forward=1 + q,
+                ratio="",
+            )
+        )
+        print(
+            f"\n[{layer}] {n_channels} channels; one forward {t_one * 1000:.0f} ms; "
+            f"floor {t_floor:.2f} s (batch {bs_floor}); "
+            f"Cluster-CAM floor (1 + a batch of {q}) {cluster_floor * 1000:.0f} ms",
+            flush=True,
+        )
         their = anchors(model, layer_module)
         for name in args.methods.split(","):
-            kw = {"batch_size": args.batch_size} if args.batch_size and name in ("scorecam", "ablationcam", "groupcam", "smoothgradcampp") else {}
+            kw = (
+                {"batch_size": args.batch_size}
+                if args.batch_size and name in ("scorecam", "ablationcam", "groupcam", "smoothgradcampp")
+                else {}
+            )
             if name in CLUSTER_VARIANTS:
                 kw = {"n_clusters": q, **CLUSTER_VARIANTS[name]}
             method = camlab.METHODS[name.split("_")[0]](clf, layer, **kw)  # on the Classifier: its folded twin
@@ -200,18 +234,53 @@ def main(argv=None) -> int:
             old_method = camlab.METHODS[name.split("_")[0]](before, layer, **kw)
             old, _ = time_method(old_method, images_before, args.repeats, device)
             # after / before, the two timed back to back in each round (fewer rounds for slow methods)
-            before_ratio = paired_ratio(lambda: method(images[0]), [lambda: old_method(images_before[0])], device, rounds=31 if ours < 0.5 else max(3, int(10 / ours)))
+            before_ratio = paired_ratio(
+                lambda: method(images[0]),
+                [lambda: old_method(images_before[0])],
+                device,
+                rounds=31 if ours < 0.5 else max(3, int(10 / ours)),
+            )
             vs_floor = f"  = {ours / t_floor:.2f}× the floor" if name == "scorecam" else ""
             floor_ratio = vs_default_floor = ""
             if name in CLUSTER_VARIANTS:
                 with torch.no_grad():
-                    floor_ratio = paired_ratio(lambda: method(images[0]), [lambda: model(images[0]), lambda: model(masked)], device)
-                    vs_default_floor = paired_ratio(lambda: method(images[0]), [lambda: before(images_before[0]), lambda: before(masked_before)], device)
-                score_cam = next((r["seconds"] for r in rows if r["layer"] == layer and r["method"] == "scorecam" and r["implementation"].startswith("pytorch-grad-cam")), None)
-                vs_floor = (f"  = {floor_ratio:.2f}× its floor, {vs_default_floor:.2f}× its floor in the default layout (paired)"
-                            + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else ""))
-            rows.append(dict(layer=layer, method=name, implementation="camlab", seconds=ours, n_forward=n_fwd, ratio=1.0, before_seconds=old,
-                             before_ratio=before_ratio, floor_ratio=floor_ratio, default_floor_ratio=vs_default_floor))
+                    floor_ratio = paired_ratio(
+                        lambda: method(images[0]), [lambda: model(images[0]), lambda: model(masked)], device
+                    )
+                    vs_default_floor = paired_ratio(
+                        lambda: method(images[0]),
+                        [lambda: before(images_before[0]), lambda: before(masked_before)],
+                        device,
+                    )
+                score_cam = next(
+                    (
+                        r["seconds"]
+                        for r in rows
+                        if r["layer"] == layer
+                        and r["method"] == "scorecam"
+                        and r["implementation"].startswith("pytorch-grad-cam")
+                    ),
+                    None,
+                )
+                vs_floor = (
+                    f"  = {floor_ratio:.2f}× its floor, "
+                    f"{vs_default_floor:.2f}× its floor in the default layout (paired)"
+                    + (f", {score_cam / ours:.0f}× faster than pytorch-grad-cam ScoreCAM" if score_cam else "")
+                )
+            rows.append(
+                dict(
+                    layer=layer,
+                    method=name,
+                    implementation="camlab",
+                    seconds=ours,
+                    n_forward=n_fwd,
+                    ratio=1.0,
+                    before_seconds=old,
+                    before_ratio=before_ratio,
+                    floor_ratio=floor_ratio,
+                    default_floor_ratio=vs_default_floor,
+                )
+            )
             vs_floor += f"; before (default layout, unfolded) {old:.3f} s, after / before {before_ratio:.2f}× (paired)"
             print(f"  {name:16s} camlab {ours:8.3f} s  ({n_fwd:.0f} forwards){vs_floor}", flush=True)
             if args.no_anchors:
@@ -220,17 +289,50 @@ def main(argv=None) -> int:
                 times = []
                 for x in images:
                     target = int(model(x).argmax())
-                    times.append(time_call(lambda: run(x, target), repeats=args.repeats, warmup=0, device=device).seconds)
+                    times.append(
+                        time_call(lambda: run(x, target), repeats=args.repeats, warmup=0, device=device).seconds
+                    )
                 theirs = statistics.median(times)
-                rows.append(dict(layer=layer, method=name, implementation=label, seconds=theirs, n_forward="", ratio=theirs / ours))
+                rows.append(
+                    dict(
+                        layer=layer,
+                        method=name,
+                        implementation=label,
+                        seconds=theirs,
+                        n_forward="",
+                        ratio=theirs / ours,
+                    )
+                )
                 print(f"  {'':16s} {label:34s} {theirs:8.3f} s  → camlab {theirs / ours:6.1f}× faster", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_methods_{device.type}.csv"
     with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["date", "device", "layer", "method", "implementation", "seconds", "n_forward", "ratio", "before_seconds", "before_ratio", "floor_ratio", "default_floor_ratio"])
+        w = csv.DictWriter(
+            fh,
+            fieldnames=[
+                "date",
+                "device",
+                "layer",
+                "method",
+                "implementation",
+                "seconds",
+                "n_forward",
+                "ratio",
+                "before_seconds",
+                "before_ratio",
+                "floor_ratio",
+                "default_floor_ratio",
+            ],
+        )
         w.writeheader()
         for r in rows:
-            w.writerow({"date": date.today().isoformat(), "device": str(device), **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}})
+            w.writerow(
+                {
+                    "date": date.today().isoformat(),
+                    "device": str(device),
+                    **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()},
+                }
+            )
     print(f"\nwritten {out}")
     return 0
 

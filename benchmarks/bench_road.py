@@ -49,13 +49,25 @@ def main() -> None:
         ref = torch.stack([reference(images[k], (~removed[k]).float()) for k in range(len(images))])
         t_ref = time.perf_counter() - t
         t = time.perf_counter()
-        one = torch.cat([M.noisy_linear_impute(images[k : k + 1], removed[k : k + 1], noise=0.0) for k in range(len(images))])
+        one = torch.cat(
+            [M.noisy_linear_impute(images[k : k + 1], removed[k : k + 1], noise=0.0) for k in range(len(images))]
+        )
         t_one = time.perf_counter() - t
         t = time.perf_counter()
         ours = M.noisy_linear_impute(images, removed, noise=0.0)
         t_batch = time.perf_counter() - t
         diff = max(float((ours - ref).abs().max()), float((one - ref).abs().max()))
-        rows.append({"date": datetime.date.today().isoformat(), "repeat": rep, "masks": len(images), "reference_s": f"{t_ref:.4f}", "camlab_one_thread_s": f"{t_one:.4f}", "camlab_batch_s": f"{t_batch:.4f}", "max_abs_diff": f"{diff:.3g}"})
+        rows.append(
+            {
+                "date": datetime.date.today().isoformat(),
+                "repeat": rep,
+                "masks": len(images),
+                "reference_s": f"{t_ref:.4f}",
+                "camlab_one_thread_s": f"{t_one:.4f}",
+                "camlab_batch_s": f"{t_batch:.4f}",
+                "max_abs_diff": f"{diff:.3g}",
+            }
+        )
         print(rows[-1], flush=True)
     new = not OUT.is_file()
     with OUT.open("a", newline="") as fh:

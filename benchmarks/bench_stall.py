@@ -50,11 +50,20 @@ def run(only: str, setting: dict[str, str], timeout: float, keep: str | None = N
         out = keep or tmp
         Path(out).mkdir(parents=True, exist_ok=True)
         only_args = [] if only == "all" else ["--only", only]
-        with open(Path(out) / "run.log", "w") if keep else open(os.devnull, "w") as log:  # per-notebook times, when kept
+        with (
+            open(Path(out) / "run.log", "w") if keep else open(os.devnull, "w") as log
+        ):  # per-notebook times, when kept
             start = time.perf_counter()
             try:
-                subprocess.run([sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, *only_args], env=env, cwd=ROOT, timeout=timeout,
-                               check=True, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.run(
+                    [sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, *only_args],
+                    env=env,
+                    cwd=ROOT,
+                    timeout=timeout,
+                    check=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             except subprocess.TimeoutExpired:
                 return float(timeout)
             return time.perf_counter() - start
@@ -77,9 +86,23 @@ def main(argv=None) -> int:
         finally:
             busy_proc.kill()
             busy_proc.wait()
-        rows.append({"date": date.today().isoformat(), "notebook": args.only, "setting": name, "env": " ".join(f"{k}={v}" for k, v in SETTINGS[name].items()),
-                     "idle_s": round(idle, 1), "busy_s": round(busy, 1), "busy_over_idle": round(busy / idle, 2), "timed_out": busy >= args.timeout})
-        print(f"{name:9s} idle {idle:6.1f} s   beside a busy process {busy:6.1f} s{'+' if busy >= args.timeout else ''}   ratio {busy / idle:4.2f}", flush=True)
+        rows.append(
+            {
+                "date": date.today().isoformat(),
+                "notebook": args.only,
+                "setting": name,
+                "env": " ".join(f"{k}={v}" for k, v in SETTINGS[name].items()),
+                "idle_s": round(idle, 1),
+                "busy_s": round(busy, 1),
+                "busy_over_idle": round(busy / idle, 2),
+                "timed_out": busy >= args.timeout,
+            }
+        )
+        print(
+            f"{name:9s} idle {idle:6.1f} s   beside a busy process {busy:6.1f} s"
+            f"{'+' if busy >= args.timeout else ''}   ratio {busy / idle:4.2f}",
+            flush=True,
+        )
     path = RESULTS / "bench_stall_cpu.csv"
     if path.is_file():  # keep the rows of other notebooks and settings
         with path.open(newline="") as fh:

@@ -33,10 +33,30 @@ from camlab.timing import time_call, timing_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = [
-    "gradcam", "gradcampp", "eigencam", "groupcam", "ablationcam", "scorecam",
-    "clustercam:n_clusters=6", "clustercam", "clustercam:clustering=kmeans;n_clusters=6;coupling=paper",
+    "gradcam",
+    "gradcampp",
+    "eigencam",
+    "groupcam",
+    "ablationcam",
+    "scorecam",
+    "clustercam:n_clusters=6",
+    "clustercam",
+    "clustercam:clustering=kmeans;n_clusters=6;coupling=paper",
 ]
-FIELDS = ["date", "device", "machine", "threads", "model", "layer", "image", "method", "seconds", "full_passes", "partial_passes", "repeats"]
+FIELDS = [
+    "date",
+    "device",
+    "machine",
+    "threads",
+    "model",
+    "layer",
+    "image",
+    "method",
+    "seconds",
+    "full_passes",
+    "partial_passes",
+    "repeats",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     clf = camlab.load_model(args.model, device=dev)
     layer = args.layer or clf.target_layer
     records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")
-    records = sorted(random.Random(args.seed).sample(records, min(args.n_images, len(records))), key=lambda r: r.path.name)
+    records = sorted(
+        random.Random(args.seed).sample(records, min(args.n_images, len(records))), key=lambda r: r.path.name
+    )
     specs = parse_methods(args.methods)
     methods = {label: camlab.METHODS[name](clf, layer, **kw) for label, name, kw in specs}
     machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.machine()} CPU"
@@ -66,16 +88,32 @@ def main(argv: list[str] | None = None) -> int:
         for label, method in methods.items():
             t = time_call(lambda: method(x), repeats=args.repeats, warmup=1, device=dev)
             partial = int(t.result.extras.get("tail_passes", 0))
-            rows.append({"date": date.today().isoformat(), "device": dev.type, "machine": machine, "threads": torch.get_num_threads(),
-                         "model": clf.name, "layer": layer, "image": rec.path.name, "method": label, "seconds": f"{t.seconds:.6g}",
-                         "full_passes": t.result.n_forward - partial, "partial_passes": partial, "repeats": args.repeats})
+            rows.append(
+                {
+                    "date": date.today().isoformat(),
+                    "device": dev.type,
+                    "machine": machine,
+                    "threads": torch.get_num_threads(),
+                    "model": clf.name,
+                    "layer": layer,
+                    "image": rec.path.name,
+                    "method": label,
+                    "seconds": f"{t.seconds:.6g}",
+                    "full_passes": t.result.n_forward - partial,
+                    "partial_passes": partial,
+                    "repeats": args.repeats,
+                }
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(rows)
     first = rows[0]
-    print(f"{first['model']} at `{first['layer']}`, {first['machine']} ({first['threads']} threads), {len(records)} images × {args.repeats} repeats, {first['date']}\n")
+    print(
+        f"{first['model']} at `{first['layer']}`, {first['machine']} ({first['threads']} threads), "
+        f"{len(records)} images × {args.repeats} repeats, {first['date']}\n"
+    )
     print(timing_table(rows))
     print(f"\nper-image rows: {out}")
     return 0

@@ -1,13 +1,19 @@
 """The 200-image evidence of Step 8, in parts that resume: Table 1 per network, and the
 Cluster-CAM grid that chooses the defaults.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py grid               # clustering × coupling, lite0
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py alpha_q            # α and Q around the best two pairs
+    # clustering × coupling, lite0
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py grid
+    # α and Q around the best two pairs
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py alpha_q
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1 --model efficientnet_lite2 [--pointing]
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1v2 --model efficientnet_lite0   # Step 10: every metric
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity [--methods gradcam,sobel]      # Adebayo's checks, 50 images
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py swap               # Fig. 3's base/scissors swap rate
-    .venv/bin/python benchmarks/full_run.py choose | report --model M                  # the rule; RESULTS.md's tables
+    # Step 10: every metric
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1v2 --model efficientnet_lite0
+    # Adebayo's checks, 50 images
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity [--methods gradcam,sobel]
+    # Fig. 3's base/scissors swap rate
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py swap
+    # the rule; RESULTS.md's tables
+    .venv/bin/python benchmarks/full_run.py choose | report --model M
 
 Every part goes through the evaluation harness (``camlab.evaluate``): one row per image and
 method (or Cluster-CAM setting) appended to ``benchmarks/results/<part>_<model>.csv`` as it is
@@ -29,26 +35,37 @@ import sys
 import time
 from pathlib import Path
 
-import camlab
+from defaults_rule import choose_setting, read_measured
 from results_csv import write_csv
+
+import camlab
 from camlab import evaluate as E
 from camlab import stats
 from camlab.sweeps import base_scissors_swaps, seed_stability
-from defaults_rule import choose_setting, read_measured
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_STEPS = 16
 N_COMPOSITES = 100
 # Cluster-CAM twice: camlab's defaults (chosen by this run) and K-means with Q = 8 (the defaults
 # before it, the paper's clustering), labelled by its setting
-TABLE1 = "cam,gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,clustercam,clustercam:alpha=0.8;clustering=kmeans;coupling=normalized;n_clusters=8"
+TABLE1 = (
+    "cam,gradcam,gradcampp,xgradcam,smoothgradcampp,ablationcam,scorecam,groupcam,clustercam,"
+    "clustercam:alpha=0.8;clustering=kmeans;coupling=normalized;n_clusters=8"
+)
 # Step 10's Table 1: every metric of camlab.metrics.METRICS (ROAD, gain, equal area; deletion and
 # insertion with ties broken at random), the three later baselines and the Sobel control; the
 # cheap methods first in each image's turn, so that a run cut short has them for every image done
-TABLE1_V2 = "gradcam,cam,gradcampp,xgradcam,layercam,hirescam,eigencam,sobel,clustercam,clustercam:alpha=0.8;clustering=kmeans;coupling=normalized;n_clusters=8,groupcam,smoothgradcampp,ablationcam,scorecam"
+TABLE1_V2 = (
+    "gradcam,cam,gradcampp,xgradcam,layercam,hirescam,eigencam,sobel,clustercam,"
+    "clustercam:alpha=0.8;clustering=kmeans;coupling=normalized;n_clusters=8,"
+    "groupcam,smoothgradcampp,ablationcam,scorecam"
+)
 # the sanity checks: every method at the model's target layer, Cluster-CAM with each coupling,
 # the cheap ones first (a run cut short has them); on every 4th dev image (50 images)
-SANITY = "gradcam,gradcampp,xgradcam,layercam,hirescam,cam,eigencam,sobel,clustercam,clustercam:coupling=paper,clustercam:coupling=weighted,groupcam,smoothgradcampp,ablationcam,scorecam"
+SANITY = (
+    "gradcam,gradcampp,xgradcam,layercam,hirescam,cam,eigencam,sobel,clustercam,"
+    "clustercam:coupling=paper,clustercam:coupling=weighted,groupcam,smoothgradcampp,ablationcam,scorecam"
+)
 SANITY_STEP = 4
 SANITY_CHUNK = 10
 SEEDS = range(5)
@@ -63,7 +80,10 @@ def spec(setting: dict) -> str:
 
 
 def grid_settings() -> list[dict]:
-    return [{"clustering": c, "coupling": k} for c, k in itertools.product(("kmeans", "spectral", "ward"), ("normalized", "paper", "weighted"))]
+    return [
+        {"clustering": c, "coupling": k}
+        for c, k in itertools.product(("kmeans", "spectral", "ward"), ("normalized", "paper", "weighted"))
+    ]
 
 
 def read(path: Path) -> list[dict]:
@@ -90,7 +110,9 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
     for method in todo:  # one method at a time, written as it finishes: a run cut short keeps the methods done
         new, skipped = E.pointing_game(clf, composites, [method])
         write_csv(pointing_csv, read(pointing_csv) + [{k: v for k, v in r.items() if k != "heatmap"} for r in new])
-        print(f"pointing game, {method[0]}: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True)
+        print(
+            f"pointing game, {method[0]}: {len(new)} rows, {skipped} tiles skipped (class not in the top 5)", flush=True
+        )
     table = E.summarize(rows, reference, skipped=rows.skipped)
     point = E.pointing_intervals(read(pointing_csv))
     for r in table:
@@ -107,14 +129,23 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
                 continue
             setting = E.parse_methods([label])[0][2]
             if setting.get("clustering", camlab.methods.cluster.DEFAULTS["clustering"]) == "ward":
-                st = {"ari": 1.0, "corr": 1.0, "corr_min": 1.0, "same_base": 1.0, "same_scissors": 1.0, "note": "seed-free"}
+                st = {
+                    "ari": 1.0,
+                    "corr": 1.0,
+                    "corr_min": 1.0,
+                    "same_base": 1.0,
+                    "same_scissors": 1.0,
+                    "note": "seed-free",
+                }
             else:  # 20 images at a time; means weighted by images
                 parts = []
                 for i in range(0, len(x_all), 20):
                     x = clf.preprocess(x_all[i : i + 20])
                     parts.append((x.shape[0], seed_stability(clf, x, clf.target_layer, SEEDS, **setting)))
                 n = sum(k for k, _ in parts)
-                st = {key: sum(k * s[key] for k, s in parts) / n for key in ("ari", "corr", "same_base", "same_scissors")}
+                st = {
+                    key: sum(k * s[key] for k, s in parts) / n for key in ("ari", "corr", "same_base", "same_scissors")
+                }
                 st["corr_min"] = min(s["corr_min"] for _, s in parts)
             write_csv(stab_csv, read(stab_csv) + [{"method": label, **st}])
             print(f"  {label}: heatmap correlation between seeds {st['corr']:.3f}", flush=True)
@@ -142,7 +173,15 @@ def sanity(clf, labels: list[str]) -> None:
                     part = S.random_logit(name, clf, clf.target_layer, x, seed=0, **kw)
                 else:
                     part = S.model_randomization(name, clf, clf.target_layer, x, mode=mode, seed=0, **kw)
-                rows += [{"method": label, **({} if mode == "random_logit" else {"mode": mode}), **r, "image": names[i + r["image"]]} for r in part]
+                rows += [
+                    {
+                        "method": label,
+                        **({} if mode == "random_logit" else {"mode": mode}),
+                        **r,
+                        "image": names[i + r["image"]],
+                    }
+                    for r in part
+                ]
             path = logit_csv if mode == "random_logit" else rand_csv
             write_csv(path, read(path) + rows)
             print(f"sanity {label} {mode}: {len(rows)} rows ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -158,12 +197,23 @@ def swaps(clf) -> None:
     for i in sorted({t["composite"] for t in tiles}):
         pair = [t for t in tiles if t["composite"] == i]
         if len(pair) == 2:
-            swaps_of = base_scissors_swaps(clf, clf.target_layer, pair[0]["x"], pair[0]["class_index"], pair[1]["class_index"])
-            rows.append({"composite": i, "class_a": pair[0]["class_index"], "class_b": pair[1]["class_index"], **{k: int(v) for k, v in swaps_of.items()}})
+            swaps_of = base_scissors_swaps(
+                clf, clf.target_layer, pair[0]["x"], pair[0]["class_index"], pair[1]["class_index"]
+            )
+            rows.append(
+                {
+                    "composite": i,
+                    "class_a": pair[0]["class_index"],
+                    "class_b": pair[1]["class_index"],
+                    **{k: int(v) for k, v in swaps_of.items()},
+                }
+            )
     write_csv(RESULTS / f"swap_{clf.name}.csv", rows)
     for key in ("swapped", "half", "same_base"):
         iv = stats.mean_interval([r[key] for r in rows])
-        print(f"{key}: {100 * iv.mean:.1f} % [{100 * iv.lo:.1f}, {100 * iv.hi:.1f}] of {len(rows)} composites", flush=True)
+        print(
+            f"{key}: {100 * iv.mean:.1f} % [{100 * iv.lo:.1f}, {100 * iv.hi:.1f}] of {len(rows)} composites", flush=True
+        )
 
 
 def report(model: str) -> None:
@@ -176,29 +226,56 @@ def report(model: str) -> None:
     point = E.pointing_intervals(read(RESULTS / f"table1_{model}_pointing.csv"))
     kmeans = TABLE1.split(",")[-1]
     # the paper's Cluster-CAM (K-means, its eq 22) is neither row exactly: its numbers stand beside both
-    paper = {"gradcam": (17.94, 19.15), "gradcampp": (18.44, 19.75), "ablationcam": (12.38, 24.67), "scorecam": (12.21, 25.48), "clustercam": (11.60, 26.10), kmeans: (11.60, 26.10)}
-    names = {"clustercam": "clustercam (defaults: Ward, Q = 10)", kmeans: "clustercam, K-means, Q = 8 (defaults before Step 8)"}
+    paper = {
+        "gradcam": (17.94, 19.15),
+        "gradcampp": (18.44, 19.75),
+        "ablationcam": (12.38, 24.67),
+        "scorecam": (12.21, 25.48),
+        "clustercam": (11.60, 26.10),
+        kmeans: (11.60, 26.10),
+    }
+    names = {
+        "clustercam": "clustercam (defaults: Ward, Q = 10)",
+        kmeans: "clustercam, K-means, Q = 8 (defaults before Step 8)",
+    }
 
     def cell(r, m, k=100.0, d=1):
         return f"{k * r[m]:.{d}f} [{k * r[m + '_lo']:.{d}f}, {k * r[m + '_hi']:.{d}f}]"
 
-    print(f"| method ({model}, {table[0]['images']} images) | drop % | drop, unclipped % | paper drop % | increase % | paper increase % | insertion | deletion | pointing | passes | s / image |")
+    print(
+        f"| method ({model}, {table[0]['images']} images) | drop % | drop, unclipped % | paper drop % | increase % "
+        "| paper increase % | insertion | deletion | pointing | passes | s / image |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in table:
         p = paper.get(r["method"], ("", ""))
         iv = point.get(r["method"], stats.mean_interval([]))
         pointing = "—" if iv.mean != iv.mean else f"{iv.mean:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]"  # NaN: not run
-        print(f"| {names.get(r['method'], r['method'])} | {cell(r, 'drop')} | {cell(r, 'drop_unclipped')} | {p[0]} | {cell(r, 'increase')} | {p[1]} | {cell(r, 'insertion', 1, 3)} | {cell(r, 'deletion', 1, 3)} | {pointing} | {r['n_forward']:.0f} | {r['seconds']:.3f} |")
+        print(
+            f"| {names.get(r['method'], r['method'])} | {cell(r, 'drop')} | {cell(r, 'drop_unclipped')} | {p[0]} "
+            f"| {cell(r, 'increase')} | {p[1]} | {cell(r, 'insertion', 1, 3)} | {cell(r, 'deletion', 1, 3)} "
+            f"| {pointing} | {r['n_forward']:.0f} | {r['seconds']:.3f} |"
+        )
     print("\npaired differences to Grad-CAM (percentage points; Wilcoxon p):")
     for r in table:
         if r["method"] != "gradcam":
-            print(f"  {names.get(r['method'], r['method'])}: drop {cell(r, 'drop_diff')} p={r['drop_p']:.2g}; unclipped {cell(r, 'drop_unclipped_diff')} p={r['drop_unclipped_p']:.2g}; increase {cell(r, 'increase_diff')} p={r['increase_p']:.2g}")
-    secs = {m: {q["image"]: float(q["seconds"]) for q in rows if q["method"] == m} for m in ("clustercam", "ablationcam", "scorecam")}
+            print(
+                f"  {names.get(r['method'], r['method'])}: drop {cell(r, 'drop_diff')} p={r['drop_p']:.2g}; "
+                f"unclipped {cell(r, 'drop_unclipped_diff')} p={r['drop_unclipped_p']:.2g}; "
+                f"increase {cell(r, 'increase_diff')} p={r['increase_p']:.2g}"
+            )
+    secs = {
+        m: {q["image"]: float(q["seconds"]) for q in rows if q["method"] == m}
+        for m in ("clustercam", "ablationcam", "scorecam")
+    }
     for other in ("ablationcam", "scorecam"):
         both = sorted(set(secs[other]) & set(secs["clustercam"]))
         if both:
             iv = stats.ratio_interval([secs[other][i] for i in both], [secs["clustercam"][i] for i in both])
-            print(f"  {other} / clustercam seconds per image: {iv.mean:.2f}× [{iv.lo:.2f}, {iv.hi:.2f}] ({len(both)} images)")
+            print(
+                f"  {other} / clustercam seconds per image: "
+                f"{iv.mean:.2f}× [{iv.lo:.2f}, {iv.hi:.2f}] ({len(both)} images)"
+            )
 
 
 def complete_rows(rows: list[dict]) -> list[dict]:
@@ -220,7 +297,20 @@ def report_v2(model: str) -> None:
 
     rows = complete_rows(read(RESULTS / f"table1v2_{model}.csv"))
     if rows:
-        cols = ["drop", "increase", "gain", "insertion", "deletion", "road_morf", "road_lerf", "road", "drop_top10", "drop_top20", "drop_top50", "coverage"]
+        cols = [
+            "drop",
+            "increase",
+            "gain",
+            "insertion",
+            "deletion",
+            "road_morf",
+            "road_lerf",
+            "road",
+            "drop_top10",
+            "drop_top20",
+            "drop_top50",
+            "coverage",
+        ]
         table = E.summarize(rows, metrics=cols)
         pct = {"drop", "increase", "gain", "drop_top10", "drop_top20", "drop_top50"}
 
@@ -228,7 +318,11 @@ def report_v2(model: str) -> None:
             k, d = (100.0, 1) if m in pct else (1.0, 3)
             return f"{k * r[m]:.{d}f} [{k * r[m + '_lo']:.{d}f}, {k * r[m + '_hi']:.{d}f}]"
 
-        print(f"| method ({model}, {table[0]['images']} images) | " + " | ".join(c + (" %" if c in pct else "") for c in cols) + " | passes |")
+        print(
+            f"| method ({model}, {table[0]['images']} images) | "
+            + " | ".join(c + (" %" if c in pct else "") for c in cols)
+            + " | passes |"
+        )
         print("|---|" + "---:|" * (len(cols) + 1))
         for r in table:
             print(f"| {r['method']} | " + " | ".join(cell(r, c) for c in cols) + f" | {r['n_forward']:.0f} |")
@@ -238,12 +332,18 @@ def report_v2(model: str) -> None:
         distinct, aliases = distinct_methods(rows, cols)
         distinct = [m for m in distinct if m != "sobel"]
         metrics = ["drop", "increase", "gain", "insertion", "deletion", "road", "drop_top20"]
-        print(f"\nKendall's τ between the rankings of {len(distinct)} distinct methods (counted once: {aliases}; the Sobel control left out):")
+        print(
+            f"\nKendall's τ between the rankings of {len(distinct)} distinct methods "
+            f"(counted once: {aliases}; the Sobel control left out):"
+        )
         for q in metric_agreement(rows, metrics, distinct):
             print(f"  {q['a']} vs {q['b']}: {q['tau']:+.2f} [{q['lo']:+.2f}, {q['hi']:+.2f}]")
     san = read(RESULTS / f"sanity_{model}.csv")
     if san:
-        print(f"\n| method ({model}, {len({r['image'] for r in san})} images) | Spearman, all blocks random (cascading) | SSIM | HOG | abs(Spearman) | flat maps | random logit Spearman |")
+        print(
+            f"\n| method ({model}, {len({r['image'] for r in san})} images) | Spearman, all blocks random (cascading) "
+            "| SSIM | HOG | abs(Spearman) | flat maps | random logit Spearman |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|")
         logit = read(RESULTS / f"random_logit_{model}.csv")
         last = max(int(r["step"]) for r in san)
@@ -253,7 +353,11 @@ def report_v2(model: str) -> None:
             ivs.append(stats.mean_interval([abs(float(r["spearman"])) for r in end]))
             lg = stats.mean_interval([float(r["spearman"]) for r in logit if r["method"] == m])
             flat = sum(r["constant"] == "True" for r in end) / max(1, len(end))
-            print(f"| {m} | " + " | ".join(f"{iv.mean:.2f} [{iv.lo:.2f}, {iv.hi:.2f}]" for iv in ivs) + f" | {100 * flat:.0f} % | {lg.mean:.2f} [{lg.lo:.2f}, {lg.hi:.2f}] |")
+            print(
+                f"| {m} | "
+                + " | ".join(f"{iv.mean:.2f} [{iv.lo:.2f}, {iv.hi:.2f}]" for iv in ivs)
+                + f" | {100 * flat:.0f} % | {lg.mean:.2f} [{lg.lo:.2f}, {lg.hi:.2f}] |"
+            )
 
 
 def main(argv=None) -> int:
@@ -262,14 +366,21 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=None, help="sanity: the methods (default: all of SANITY)")
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--device", default="auto")
-    p.add_argument("--pointing", action="store_true", help="table1: also the pointing game (about 50 min on this CPU: Score-CAM on 185 tiles)")
+    p.add_argument(
+        "--pointing",
+        action="store_true",
+        help="table1: also the pointing game (about 50 min on this CPU: Score-CAM on 185 tiles)",
+    )
     args = p.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.part == "choose":
         rows, stab = read_measured([RESULTS / f"{part}_{args.model}" for part in ("grid", "alpha_q")])
         pick, table = choose_setting(rows, stab)
         for r in table:
-            print(f"{r['value']:60s} mean rank {r['mean_rank']:.2f}  passes {r['n_forward']:.0f}  seed corr {stab.get(r['value'], float('nan')):.3f}")
+            print(
+                f"{r['value']:60s} mean rank {r['mean_rank']:.2f}  passes {r['n_forward']:.0f}  "
+                f"seed corr {stab.get(r['value'], float('nan')):.3f}"
+            )
         print(f"chosen: {pick['value']}")
         return 0
     if args.part == "report":
@@ -288,7 +399,22 @@ def main(argv=None) -> int:
     elif args.part == "table1v2":
         measure(clf, "table1v2", TABLE1_V2.split(","), "gradcam", stability=False, pointing=args.pointing)
     elif args.part == "grid":
-        measure(clf, "grid", [spec({**s, "n_clusters": GRID_BASE["n_clusters"], **({} if s["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]})}) for s in grid_settings()], None, stability=True)
+        measure(
+            clf,
+            "grid",
+            [
+                spec(
+                    {
+                        **s,
+                        "n_clusters": GRID_BASE["n_clusters"],
+                        **({} if s["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]}),
+                    }
+                )
+                for s in grid_settings()
+            ],
+            None,
+            stability=True,
+        )
     else:  # α and Q around the best two seed-stable clustering × coupling pairs of the grid
         _, table = choose_setting(*read_measured([RESULTS / f"grid_{clf.name}"]))
         pairs = [r["setting"] for r in table[:2]]
@@ -297,9 +423,19 @@ def main(argv=None) -> int:
             base = {k: pair[k] for k in ("clustering", "coupling")}
             alphas = [None] if base["coupling"] == "weighted" else [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
             for a in alphas:
-                labels.append(spec({**base, "n_clusters": GRID_BASE["n_clusters"], **({} if a is None else {"alpha": a})}))
+                labels.append(
+                    spec({**base, "n_clusters": GRID_BASE["n_clusters"], **({} if a is None else {"alpha": a})})
+                )
             for q in (4, 6, 10, 12):
-                labels.append(spec({**base, "n_clusters": q, **({} if base["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]})}))
+                labels.append(
+                    spec(
+                        {
+                            **base,
+                            "n_clusters": q,
+                            **({} if base["coupling"] == "weighted" else {"alpha": GRID_BASE["alpha"]}),
+                        }
+                    )
+                )
         labels = list(dict.fromkeys(labels))
         print(f"α and Q around {pairs}: {len(labels)} settings", flush=True)
         measure(clf, "alpha_q", labels, None, stability=True)

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
+from results_csv import write_csv
 
 import camlab
-from results_csv import write_csv
 from camlab.sweeps import seed_stability
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,22 +53,38 @@ def main(argv=None) -> int:
     records = camlab.data.imagenet_folder(camlab.data.data_root(args.data_root) / "imagenet-dev")
     records = sorted(random.Random(0).sample(records, min(args.n_images, len(records))), key=lambda r: r.path.name)
     x = clf.preprocess([r.path for r in records])
-    print(f"{args.model} at {layer!r} on {clf.device}; {len(records)} dev images; seeds 0–{args.seeds - 1}; Q = {args.n_clusters}, α = {args.alpha}", flush=True)
+    print(
+        f"{args.model} at {layer!r} on {clf.device}; {len(records)} dev images; seeds 0–{args.seeds - 1}; "
+        f"Q = {args.n_clusters}, α = {args.alpha}",
+        flush=True,
+    )
     rows = []
     for name, setting in SETTINGS.items():
         start = time.perf_counter()
         st = seed_stability(clf, x, layer, range(args.seeds), n_clusters=args.n_clusters, alpha=args.alpha, **setting)
-        rows.append({"setting": name, **{k: round(v, 4) for k, v in st.items()}, "seconds": round(time.perf_counter() - start, 1)})
-        print(f"  {name:40s} heatmap r between seeds {st['corr']:.3f} (lowest {st['corr_min']:.3f}); ARI {st['ari']:.3f}; "
-              f"same base {st['same_base']:.0%}, same scissors {st['same_scissors']:.0%}", flush=True)
+        rows.append(
+            {
+                "setting": name,
+                **{k: round(v, 4) for k, v in st.items()},
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+        print(
+            f"  {name:40s} heatmap r between seeds {st['corr']:.3f} (lowest {st['corr_min']:.3f}); "
+            f"ARI {st['ari']:.3f}; same base {st['same_base']:.0%}, same scissors {st['same_scissors']:.0%}",
+            flush=True,
+        )
     # why the paper's eq 22 moves most: the scales of the two cluster means it subtracts
     state = camlab.ClusterCAM(clf, layer, n_clusters=args.n_clusters, clustering="kmeans").fit(x)
     rows_ = torch.arange(len(x))
     peaks = state.cluster_maps.flatten(2).amax(2)
     ratio = peaks[rows_, state.cluster_scores.argmax(1)] / peaks[rows_, state.cluster_scores.argmin(1)].clamp_min(1e-12)
     q = ratio.quantile(torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])).tolist()
-    print(f"peak of the base mean / peak of the scissors mean (K-means, seed 0): deciles 10/25/50/75/90 % = "
-          f"{', '.join(f'{v:.3g}' for v in q)}; more than 3× apart either way in {float(((ratio > 3) | (ratio < 1 / 3)).float().mean()):.0%} of the images")
+    print(
+        f"peak of the base mean / peak of the scissors mean (K-means, seed 0): deciles 10/25/50/75/90 % = "
+        f"{', '.join(f'{v:.3g}' for v in q)}; "
+        f"more than 3× apart either way in {float(((ratio > 3) | (ratio < 1 / 3)).float().mean()):.0%} of the images"
+    )
     print(f"written {write_csv(RESULTS / f'seed_stability_{layer}.csv', rows)}")
     return 0
 

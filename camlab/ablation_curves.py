@@ -14,7 +14,8 @@ named settings on a batch with chosen metrics (sharing one forward pass,
 :class:`camlab.sweeps.ClusterRuns`), and :func:`axis_agreement` says whether the maps move more
 along one knob of a two-knob grid than along the other (the paper's Fig. 7 claim about K and Q).
 
->>> run = read_run(["benchmarks/results/grid_efficientnet_lite0", "benchmarks/results/alpha_q_efficientnet_lite0"])  # doctest: +SKIP
+>>> run = read_run(["benchmarks/results/grid_efficientnet_lite0",  # doctest: +SKIP
+...                 "benchmarks/results/alpha_q_efficientnet_lite0"])
 >>> ref = find_label(run.labels, clustering="ward", coupling="normalized", alpha=0.8, n_clusters=10)  # doctest: +SKIP
 >>> table = against(run, run.labels, ref)  # doctest: +SKIP
 >>> table[0].means["drop"], table[0].comparison.worse  # doctest: +SKIP
@@ -35,9 +36,27 @@ import torch
 from . import stats as S
 from .verdict import Comparison, as_number, compare
 
-__all__ = ["Run", "SettingSummary", "RANKED", "read_run", "setting_of", "find_label", "against", "holm_adjusted", "coverage_correlation", "measure_settings", "axis_agreement"]
+__all__ = [
+    "Run",
+    "SettingSummary",
+    "RANKED",
+    "read_run",
+    "setting_of",
+    "find_label",
+    "against",
+    "holm_adjusted",
+    "coverage_correlation",
+    "measure_settings",
+    "axis_agreement",
+]
 
-RANKED = ("drop", "increase", "insertion", "deletion", "pointing")  # the rule's five metrics (benchmarks/RESULTS.md, Step 8)
+RANKED = (
+    "drop",
+    "increase",
+    "insertion",
+    "deletion",
+    "pointing",
+)  # the rule's five metrics (benchmarks/RESULTS.md, Step 8)
 
 
 @dataclass
@@ -81,7 +100,14 @@ def read_run(stems: Sequence[str | Path]) -> Run:
         for t in _read(stem.with_name(stem.name + "_pointing.csv")):
             if (key := ("tile", t["method"], t["composite"], t["class_index"])) not in seen:
                 seen.add(key)
-                tiles.append({"method": t["method"], "image": f"{t['composite']}/{t['class_index']}", "pointing": t["mass_inside"], "coverage": t.get("coverage", "")})
+                tiles.append(
+                    {
+                        "method": t["method"],
+                        "image": f"{t['composite']}/{t['class_index']}",
+                        "pointing": t["mass_inside"],
+                        "coverage": t.get("coverage", ""),
+                    }
+                )
     labels = list(dict.fromkeys([r["method"] for r in rows] + [t["method"] for t in tiles]))
     return Run(rows, tiles, labels)
 
@@ -115,8 +141,9 @@ def find_label(labels: Sequence[str], **params: Any) -> str:
 
 @dataclass
 class SettingSummary:
-    """One setting of a run: its parameters (empty for a name that is no harness label), each metric's mean with its 95 % interval, and, for
-    every setting but the reference, its :class:`~camlab.verdict.Comparison` with the reference on
+    """One setting of a run: its parameters (empty for a name that is no harness label), each
+    metric's mean with its 95 % interval, and, for every setting but the reference, its
+    :class:`~camlab.verdict.Comparison` with the reference on
     the ranked metrics (pointing paired by tile, the rest by image) and the paired difference of
     its coverage (a diagnostic: no better direction)."""
 
@@ -265,10 +292,23 @@ def measure_settings(
         exp = runs.explain(setting)
         maps[name] = exp.heatmaps
         cost = 1 + exp.cluster_maps.shape[1]  # passes per image for this setting alone (the shared runs pay less)
-        rows += [{**r, "n_forward": cost} for r in explanation_rows(module, x, exp, metrics=list(metrics), n_steps=n_steps, method=name, images=images)]
+        rows += [
+            {**r, "n_forward": cost}
+            for r in explanation_rows(
+                module, x, exp, metrics=list(metrics), n_steps=n_steps, method=name, images=images
+            )
+        ]
         if composites is not None:
             heat = composites.explain(setting).heatmaps
-            tiles += [{"method": name, "image": str(j), "pointing": M.grid_pointing(heat[j], box).mass_inside, "coverage": float(heat[j].mean())} for j, box in enumerate(pointing[2])]
+            tiles += [
+                {
+                    "method": name,
+                    "image": str(j),
+                    "pointing": M.grid_pointing(heat[j], box).mass_inside,
+                    "coverage": float(heat[j].mean()),
+                }
+                for j, box in enumerate(pointing[2])
+            ]
     return maps, Run(rows, tiles, list(settings))
 
 
@@ -293,10 +333,15 @@ def axis_agreement(maps: Mapping[tuple[Any, Any], torch.Tensor]) -> tuple[np.nda
     b = next(iter(maps.values())).shape[0]
     out = []
     for axis in (0, 1):
-        pairs = [(k, l) for i, k in enumerate(keys) for l in keys[i + 1 :] if k[1 - axis] == l[1 - axis] and k[axis] != l[axis]]
+        pairs = [
+            (k, other)
+            for i, k in enumerate(keys)
+            for other in keys[i + 1 :]
+            if k[1 - axis] == other[1 - axis] and k[axis] != other[axis]
+        ]
         per_image = np.full(b, math.nan)
         for n in range(b):
-            cs = [c for k, l in pairs if not math.isnan(c := corr(maps[k][n], maps[l][n]))]
+            cs = [c for k, other in pairs if not math.isnan(c := corr(maps[k][n], maps[other][n]))]
             if cs:
                 per_image[n] = float(np.mean(cs))
         out.append(per_image)

@@ -22,7 +22,9 @@ from .verdict import as_number
 __all__ = ["per_image_matrix", "metric_agreement"]
 
 
-def per_image_matrix(rows: Iterable[dict[str, Any]], metric: str, methods: Sequence[str], unit: str = "image") -> np.ndarray:
+def per_image_matrix(
+    rows: Iterable[dict[str, Any]], metric: str, methods: Sequence[str], unit: str = "image"
+) -> np.ndarray:
     """M×N values of ``metric`` from the harness's rows (one per ``unit`` × method; values may be
     strings as read from a CSV), over the units every method measured, oriented so that higher is
     better (:data:`camlab.metrics.HIGHER_IS_BETTER`)."""

@@ -33,13 +33,11 @@ two partitions are).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
-import math
-
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
@@ -105,7 +103,9 @@ def _kmeans_pp(x: torch.Tensor, k: int, runs: int, gen: torch.Generator) -> torc
         total = d2.sum(1, keepdim=True)
         # fewer distinct rows than k leaves nothing to weigh by: any row, uniformly
         weights = torch.where(total > 0, d2 / total.clamp_min(1e-30), torch.ones_like(d2))
-        cand = torch.multinomial(weights.cpu().double(), trials, replacement=True, generator=gen).to(x.device)  # runs×trials
+        cand = torch.multinomial(weights.cpu().double(), trials, replacement=True, generator=gen).to(
+            x.device
+        )  # runs×trials
         pot = torch.minimum(d2[:, None], _sq_dist(x, x[cand]).transpose(1, 2))  # runs×trials×n
         best = pot.sum(2).argmin(1)
         centers.append(cand[rows, best])
@@ -125,7 +125,9 @@ def _fill_empty(labels: torch.Tensor, d2: torch.Tensor, counts: torch.Tensor) ->
         own[far] = -1.0
 
 
-def kmeans(x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: int = 100, tol: float = 1e-6) -> KMeansResult:
+def kmeans(
+    x: torch.Tensor, k: int, seed: int = 0, n_init: int = 3, max_iter: int = 100, tol: float = 1e-6
+) -> KMeansResult:
     """Lloyd's K-means on the rows of ``x`` with k-means++ seeding; the best of ``n_init`` runs.
 
     The ``n_init`` restarts run side by side as one batched computation (the cost of a restart
@@ -231,7 +233,9 @@ def similarity(d: torch.Tensor, sigma: float | None = None) -> tuple[torch.Tenso
     return torch.exp(-d / sigma), float(sigma)
 
 
-def adjacency(s: torch.Tensor, d: torch.Tensor | None = None, kind: str = "paper", kappa: float = 0.0, tau: float = 1.0) -> torch.Tensor:
+def adjacency(
+    s: torch.Tensor, d: torch.Tensor | None = None, kind: str = "paper", kappa: float = 0.0, tau: float = 1.0
+) -> torch.Tensor:
     """Eq 11 (``"paper"``): ``A = exp(−(1 − S) / τ)``; eq 12 (``"gaussian"``): ``A = exp(−d² / τ²)``.
 
     Both keep an edge only where ``S > κ``; the diagonal is 0.
@@ -344,7 +348,9 @@ def spectral_decomposition(
     return SpectralResult(d, sigma, s, a, lap, vals, vecs, empty, empty, _n_components(a))
 
 
-def spectral_labels(decomposition: SpectralResult, n_clusters: int, n_eigvecs: int, seed: int = 0, n_init: int = 3) -> SpectralResult:
+def spectral_labels(
+    decomposition: SpectralResult, n_clusters: int, n_eigvecs: int, seed: int = 0, n_init: int = 3
+) -> SpectralResult:
     """Steps 6–7: embed with u_2 … u_{K+1} and run K-means (best of ``n_init``) into Q clusters."""
     n = decomposition.eigenvectors.shape[0]
     if not 1 <= n_eigvecs < n:
@@ -387,7 +393,11 @@ def spectral_clustering(
 def _groups(labels: torch.Tensor) -> torch.Tensor:
     """One-hot membership (n × Q) of the non-empty clusters of ``labels``, as float64."""
     _, inverse = torch.unique(labels, return_inverse=True)
-    return F.one_hot(inverse.flatten(), int(inverse.max()) + 1).double() if labels.numel() else torch.zeros(0, 0, dtype=torch.float64)
+    return (
+        F.one_hot(inverse.flatten(), int(inverse.max()) + 1).double()
+        if labels.numel()
+        else torch.zeros(0, 0, dtype=torch.float64)
+    )
 
 
 def cut_value(a: torch.Tensor, labels: torch.Tensor, kind: str = "normalized") -> float:
@@ -528,7 +538,11 @@ def adjusted_rand_index(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarr
     def pairs(counts: np.ndarray) -> float:
         return float((counts * (counts - 1)).sum() / 2)
 
-    both, rows, cols = pairs(table), pairs(np.bincount(ai).astype(np.float64)), pairs(np.bincount(bi).astype(np.float64))
+    both, rows, cols = (
+        pairs(table),
+        pairs(np.bincount(ai).astype(np.float64)),
+        pairs(np.bincount(bi).astype(np.float64)),
+    )
     expected = rows * cols / (n * (n - 1) / 2)
     top = (rows + cols) / 2
     if top == expected:  # both labellings trivial (one cluster, or all singletons): scikit-learn's 1.0
@@ -607,10 +621,17 @@ def clustering_runs(
     seeds = list(seeds)
     if not seeds:
         raise ValueError("clustering_runs needs at least one seed")
-    decs = {kind: spectral_decomposition(x, kind, adjacency_kind, sigma, kappa, tau) for kind in ("normalized", "unnormalized")}
+    decs = {
+        kind: spectral_decomposition(x, kind, adjacency_kind, sigma, kappa, tau)
+        for kind in ("normalized", "unnormalized")
+    }
     labels = {
-        CLUSTERING_NAMES[0]: [spectral_labels(decs["normalized"], n_clusters, n_eigvecs, s, n_init).labels for s in seeds],
-        CLUSTERING_NAMES[1]: [spectral_labels(decs["unnormalized"], n_clusters, n_eigvecs, s, n_init).labels for s in seeds],
+        CLUSTERING_NAMES[0]: [
+            spectral_labels(decs["normalized"], n_clusters, n_eigvecs, s, n_init).labels for s in seeds
+        ],
+        CLUSTERING_NAMES[1]: [
+            spectral_labels(decs["unnormalized"], n_clusters, n_eigvecs, s, n_init).labels for s in seeds
+        ],
         CLUSTERING_NAMES[2]: [kmeans(x, n_clusters, seed=s, n_init=n_init).labels for s in seeds],
         CLUSTERING_NAMES[3]: [ward(x, n_clusters)],
     }

@@ -233,7 +233,9 @@ class Composite:
     boxes: tuple[tuple[int, int, int, int], ...]
 
 
-def grid_composites(records: Sequence[ImageRecord], k: int = 2, n: int = 10, seed: int = 0, tile: int = 224) -> list[Composite]:
+def grid_composites(
+    records: Sequence[ImageRecord], k: int = 2, n: int = 10, seed: int = 0, tile: int = 224
+) -> list[Composite]:
     """``n`` composites of ``k`` tiles (2 side by side, 4 in 2×2), each of images of different
     classes drawn from ``records`` with a seeded generator (the grid pointing game)."""
     import random
@@ -252,5 +254,12 @@ def grid_composites(records: Sequence[ImageRecord], k: int = 2, n: int = 10, see
             if r.class_index not in {c.class_index for c in chosen}:
                 chosen.append(r)
         boxes = tuple(((i // 2) * tile, (i % 2) * tile, tile, tile) for i in range(k))
-        out.append(Composite(compose([r.load() for r in chosen], tile), tuple(r.class_index for r in chosen), tuple(r.label for r in chosen), boxes))
+        out.append(
+            Composite(
+                compose([r.load() for r in chosen], tile),
+                tuple(r.class_index for r in chosen),
+                tuple(r.label for r in chosen),
+                boxes,
+            )
+        )
     return out

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device", "module_device", "default_batch_size", "preferred_memory_format", "module_memory_format", "to_model_format"]
+__all__ = [
+    "resolve_device",
+    "module_device",
+    "default_batch_size",
+    "preferred_memory_format",
+    "module_memory_format",
+    "to_model_format",
+]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -18,9 +25,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from exc
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for CUDA, but no CUDA device is available here; use 'auto' or 'cpu'")
     return dev

@@ -35,7 +35,16 @@ from scipy.sparse.linalg import splu
 __all__ = ["noisy_linear_impute", "NEIGHBOURS"]
 
 # (row offset, column offset) → weight: the ROAD authors' neighbourhood
-NEIGHBOURS = (((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12), ((0, -1), 1 / 6), ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6))
+NEIGHBOURS = (
+    ((1, 1), 1 / 12),
+    ((0, 1), 1 / 6),
+    ((-1, 1), 1 / 12),
+    ((1, -1), 1 / 12),
+    ((0, -1), 1 / 6),
+    ((-1, -1), 1 / 12),
+    ((1, 0), 1 / 6),
+    ((-1, 0), 1 / 6),
+)
 
 
 def _solve(image: np.ndarray, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +81,9 @@ def _solve(image: np.ndarray, removed: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return idx, lu.solve(rhs).T
 
 
-def noisy_linear_impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01, generator: torch.Generator | None = None) -> torch.Tensor:
+def noisy_linear_impute(
+    x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Impute the removed pixels of a batch of images (ROAD's noisy linear imputation, Rong et
     al., ICML 2022): each removed pixel i is the weighted mean of its 8 neighbours j,
 
@@ -104,7 +115,10 @@ def noisy_linear_impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0
     if removed.dtype != torch.bool:
         raise ValueError(f"removed must be a boolean B×H×W mask (True = removed), got dtype {removed.dtype}")
     if tuple(removed.shape) != (x.shape[0], *x.shape[-2:]):
-        raise ValueError(f"removed has shape {tuple(removed.shape)}; for x of shape {tuple(x.shape)} it must be {(x.shape[0], *x.shape[-2:])}")
+        raise ValueError(
+            f"removed has shape {tuple(removed.shape)}; "
+            f"for x of shape {tuple(x.shape)} it must be {(x.shape[0], *x.shape[-2:])}"
+        )
     if not noise >= 0:
         raise ValueError(f"noise must be ≥ 0, got {noise}")
     images = x.detach().to("cpu", torch.float64).numpy()

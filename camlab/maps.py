@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "normalize_maps", "normalizing_affine", "upsample", "is_constant", "common_scale", "map_correlation", "correlation_matrix",
+    "normalize_maps",
+    "normalizing_affine",
+    "upsample",
+    "is_constant",
+    "common_scale",
+    "map_correlation",
+    "correlation_matrix",
     "near_identical",
 ]
 
@@ -23,7 +29,9 @@ def normalize_maps(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) 
     return ((flat - lo[..., None]) * scale[..., None]).view_as(maps)
 
 
-def normalizing_affine(maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
+def normalizing_affine(
+    maps: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-12
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, scale)`` per map such that ``normalize_maps(maps) == (maps − lo) · scale``.
 
     ``scale`` is 0 for a constant map. Useful where the normalised maps are only summed: the sum

@@ -19,7 +19,18 @@ from torch import nn
 from .device import module_memory_format
 from .maps import normalize_maps, upsample
 
-__all__ = ["Baseline", "make_baseline", "check_baseline", "blur", "apply_masks", "score_batch", "score_masked", "target_scores", "check_score", "SCORES"]
+__all__ = [
+    "Baseline",
+    "make_baseline",
+    "check_baseline",
+    "blur",
+    "apply_masks",
+    "score_batch",
+    "score_masked",
+    "target_scores",
+    "check_score",
+    "SCORES",
+]
 
 Baseline = Union[Literal["zeros", "blur"], float, torch.Tensor, None]
 SCORES = ("softmax", "logit")
@@ -58,7 +69,9 @@ def make_baseline(x: torch.Tensor, baseline: Baseline = "zeros") -> torch.Tensor
         try:
             return baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
         except RuntimeError as exc:
-            raise ValueError(f"a baseline tensor of shape {tuple(baseline.shape)} does not broadcast to the input {tuple(x.shape)}") from exc
+            raise ValueError(
+                f"a baseline tensor of shape {tuple(baseline.shape)} does not broadcast to the input {tuple(x.shape)}"
+            ) from exc
     raise TypeError(f"baseline must be 'zeros', 'blur', a number or a tensor, not {type(baseline).__name__}")
 
 

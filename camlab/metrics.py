@@ -83,7 +83,19 @@ __all__ = [
 AREAS = (10, 20, 50)  # the equal-area comparison: the map's top 10 %, 20 %, 50 % of pixels
 EQUAL_AREA = tuple(f"{m}_top{a}" for a in AREAS for m in ("drop", "increase", "gain"))
 ROAD_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-METRICS = ("drop", "drop_unclipped", "increase", "gain", "insertion", "deletion", "road_morf", "road_lerf", "road", *EQUAL_AREA, "coverage")
+METRICS = (
+    "drop",
+    "drop_unclipped",
+    "increase",
+    "gain",
+    "insertion",
+    "deletion",
+    "road_morf",
+    "road_lerf",
+    "road",
+    *EQUAL_AREA,
+    "coverage",
+)
 # which way each metric is better (coverage has no better direction and is left out)
 HIGHER_IS_BETTER = {
     "drop": False,
@@ -106,7 +118,9 @@ def _network(model: nn.Module | Classifier) -> nn.Module:
     return model.scorer if isinstance(model, Classifier) else model
 
 
-def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _prepare(
+    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x = to_model_format(x, module)
     dev = x.device
     h = torch.as_tensor(heatmaps).to(dev, x.dtype)
@@ -124,16 +138,22 @@ def _prepare(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets
     return x, h, t
 
 
-def _clean_and_explained(module, x, heatmaps, targets, baseline: Baseline = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
+def _clean_and_explained(
+    module, x, heatmaps, targets, baseline: Baseline = "zeros"
+) -> tuple[torch.Tensor, torch.Tensor]:
     module = _network(module)
     x, h, t = _prepare(module, x, heatmaps, targets)
     y = score_batch(module, x, t)
     owner = torch.arange(x.shape[0], device=x.device)
-    o = score_masked(module, x, h, owner, t, baseline=baseline, normalize=False, batch_size=default_batch_size(x.device))
+    o = score_masked(
+        module, x, h, owner, t, baseline=baseline, normalize=False, batch_size=default_batch_size(x.device)
+    )
     return y, o
 
 
-def confidence_drop(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, clip: bool = True, baseline: Baseline = "zeros") -> torch.Tensor:
+def confidence_drop(
+    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, clip: bool = True, baseline: Baseline = "zeros"
+) -> torch.Tensor:
     """Per-image relative drop of the target's probability when the image is masked by its map,
 
         drop = max(0, Y − O) / Y    (clip=True: Chattopadhay et al., WACV 2018, Average Drop),
@@ -158,7 +178,9 @@ def _drop(y: torch.Tensor, o: torch.Tensor, clip: bool = True) -> torch.Tensor:
     return drop.clamp_min(0) if clip else drop
 
 
-def increase(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros") -> torch.Tensor:
+def increase(
+    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros"
+) -> torch.Tensor:
     """Per-image bool ``O > Y``: is the target's probability strictly higher on the explanation
     input ``X ⊙ H`` than on the image? ``100 · mean`` is Chattopadhay et al. (WACV 2018)'s
     "Increase in Confidence", Feng et al. (2023)'s "increase number" (Table 1); higher is better.
@@ -190,7 +212,13 @@ def check_metrics(names: Sequence[str]) -> list[str]:
 
 
 def measure(
-    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, metrics: Sequence[str] = METRICS, n_steps: int = 32, seed: int = 0
+    module: nn.Module,
+    x: torch.Tensor,
+    heatmaps: torch.Tensor,
+    targets,
+    metrics: Sequence[str] = METRICS,
+    n_steps: int = 32,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Per-image values (B,) of each named metric of :data:`METRICS`, on the CPU, in the order of
     :data:`METRICS`: confidence drop (clipped and unclipped), increase (bool), gain, insertion and
@@ -231,7 +259,12 @@ def measure(
             if not want & {f"drop{suffix}", f"increase{suffix}", f"gain{suffix}", f"drop_unclipped{suffix}"}:
                 continue
             o = score_masked(module, x_, maps, owner, t, normalize=False, batch_size=bs)
-            values = {"drop": _drop(y, o), "drop_unclipped": _drop(y, o, clip=False), "increase": o > y, "gain": _gain(y, o)}
+            values = {
+                "drop": _drop(y, o),
+                "drop_unclipped": _drop(y, o, clip=False),
+                "increase": o > y,
+                "gain": _gain(y, o),
+            }
             out.update({f"{k}{suffix}": v.cpu() for k, v in values.items() if f"{k}{suffix}" in want})
     if "insertion" in want:
         out["insertion"] = insertion(module, x, heatmaps, targets, n_steps=n_steps, seed=seed).auc
@@ -239,7 +272,9 @@ def measure(
         out["deletion"] = deletion(module, x, heatmaps, targets, n_steps=n_steps, seed=seed).auc
     if want & {"road", "road_morf", "road_lerf"}:
         r = road(module, x, heatmaps, targets, seed=seed)
-        out.update({k: v for k, v in (("road_morf", r.morf_mean), ("road_lerf", r.lerf_mean), ("road", r.score)) if k in want})
+        out.update(
+            {k: v for k, v in (("road_morf", r.morf_mean), ("road_lerf", r.lerf_mean), ("road", r.score)) if k in want}
+        )
     if "coverage" in want:
         out["coverage"] = coverage(heatmaps).cpu()
     return {m: out[m] for m in METRICS if m in out}
@@ -248,10 +283,14 @@ def measure(
 def _gain(y: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
     """Average Gain's per-image term ``max(0, O − Y) / (1 − Y)`` (0 when Y = 1: nothing to gain)."""
     room = 1 - y
-    return torch.where(room > 0, (o - y).clamp_min(0) / torch.where(room > 0, room, torch.ones_like(room)), torch.zeros_like(y))
+    return torch.where(
+        room > 0, (o - y).clamp_min(0) / torch.where(room > 0, room, torch.ones_like(room)), torch.zeros_like(y)
+    )
 
 
-def average_gain(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros") -> torch.Tensor:
+def average_gain(
+    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, baseline: Baseline = "zeros"
+) -> torch.Tensor:
     """Per-image Average Gain term (Zhang et al. 2023, Opti-CAM, eq 13),
 
         gain = max(0, O − Y) / (1 − Y)    (0 when Y = 1),
@@ -303,10 +342,16 @@ def top_fraction(heatmaps: torch.Tensor, fraction: float, seed: int = 0) -> torc
         raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
     h = torch.as_tensor(heatmaps)
     n = h.shape[-2] * h.shape[-1]
-    return (pixel_ranks(h, seed) < round(fraction * n)).to(h.dtype if h.is_floating_point() else torch.float32).view(h.shape)
+    return (
+        (pixel_ranks(h, seed) < round(fraction * n))
+        .to(h.dtype if h.is_floating_point() else torch.float32)
+        .view(h.shape)
+    )
 
 
-def confidence_summary(drops: torch.Tensor | Sequence[float], increases: torch.Tensor | Sequence[bool]) -> dict[str, float]:
+def confidence_summary(
+    drops: torch.Tensor | Sequence[float], increases: torch.Tensor | Sequence[bool]
+) -> dict[str, float]:
     """Feng et al. (2023)'s Table 1 numbers, as percentages: ``100 · mean(drop)`` and
     ``100 · mean(increase)`` over the images.
 
@@ -351,14 +396,30 @@ def _curves(module, x, heatmaps, targets, n_steps, mode, baseline, batch_size, s
     else:
         keep, bases = steps, make_baseline(x, "blur")
     owner = torch.arange(b, device=x.device).repeat_interleave(n_steps + 1)
-    scores = score_masked(module, x, keep.flatten(0, 1), owner, t, normalize=False, bases=bases, batch_size=batch_size or default_batch_size(x.device))
+    scores = score_masked(
+        module,
+        x,
+        keep.flatten(0, 1),
+        owner,
+        t,
+        normalize=False,
+        bases=bases,
+        batch_size=batch_size or default_batch_size(x.device),
+    )
     scores = scores.view(b, n_steps + 1)
     fractions = torch.linspace(0, 1, n_steps + 1, device=x.device, dtype=scores.dtype)
     return Curves(fractions.cpu(), scores.cpu(), torch.trapezoid(scores, fractions, dim=1).cpu())
 
 
 def deletion(
-    module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, baseline: Baseline = "zeros", batch_size: int | None = None, seed: int = 0
+    module: nn.Module,
+    x: torch.Tensor,
+    heatmaps: torch.Tensor,
+    targets,
+    n_steps: int = 32,
+    baseline: Baseline = "zeros",
+    batch_size: int | None = None,
+    seed: int = 0,
 ) -> Curves:
     """Deletion (Petsiuk et al., BMVC 2018, RISE): remove pixels, most salient first (ties at
     random with ``seed``), towards the baseline X_b; lower area is better.
@@ -376,7 +437,15 @@ def deletion(
     return _curves(module, x, heatmaps, targets, n_steps, "deletion", baseline, batch_size, seed)
 
 
-def insertion(module: nn.Module, x: torch.Tensor, heatmaps: torch.Tensor, targets, n_steps: int = 32, batch_size: int | None = None, seed: int = 0) -> Curves:
+def insertion(
+    module: nn.Module,
+    x: torch.Tensor,
+    heatmaps: torch.Tensor,
+    targets,
+    n_steps: int = 32,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> Curves:
     """Insertion (Petsiuk et al., BMVC 2018, RISE): insert pixels, most salient first (ties at
     random with ``seed``), into a blurred copy of the image; higher area is better.
 
@@ -462,7 +531,12 @@ def road(
     imputed = noisy_linear_impute(x[owner], removed, noise=noise, generator=gen).to(x.device, x.dtype)
     bs = batch_size or default_batch_size(x.device)
     layout = module_memory_format(module)
-    scores = torch.cat([score_batch(module, imputed[i : i + bs].contiguous(memory_format=layout), t[owner[i : i + bs]]) for i in range(0, len(owner), bs)])
+    scores = torch.cat(
+        [
+            score_batch(module, imputed[i : i + bs].contiguous(memory_format=layout), t[owner[i : i + bs]])
+            for i in range(0, len(owner), bs)
+        ]
+    )
     scores = scores.view(b, 2, len(f)).cpu()
     return Road(f.to(scores.dtype), scores[:, 0], scores[:, 1])
 

@@ -212,7 +212,9 @@ def map_efficientnet_lite_keys(old_state: dict[str, torch.Tensor], model: nn.Mod
         )
     for k, v in new_state.items():
         if tuple(v.shape) != tuple(model.state_dict()[k].shape):
-            raise KeyError(f"shape mismatch for {k}: weights {tuple(v.shape)}, model {tuple(model.state_dict()[k].shape)}")
+            raise KeyError(
+                f"shape mismatch for {k}: weights {tuple(v.shape)}, model {tuple(model.state_dict()[k].shape)}"
+            )
     return new_state
 
 
@@ -269,7 +271,9 @@ def _torchvision(name: str, weights: str | None) -> Classifier:
         try:
             w = enum[weights]
         except KeyError as exc:
-            raise ValueError(f"unknown weights {weights!r} for {name}; available: 'default', None, {[e.name for e in enum]}") from exc
+            raise ValueError(
+                f"unknown weights {weights!r} for {name}; available: 'default', None, {[e.name for e in enum]}"
+            ) from exc
         cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(w.url))
         try:
             state = w.get_state_dict(progress=False, check_hash=False)
@@ -302,7 +306,9 @@ MODELS: dict[str, Callable[[str | None], Classifier]] = {
 }
 
 
-def load_model(name: str = "efficientnet_lite0", device: str | torch.device | None = None, weights: str | None = "default") -> Classifier:
+def load_model(
+    name: str = "efficientnet_lite0", device: str | torch.device | None = None, weights: str | None = "default"
+) -> Classifier:
     """Load a registered ImageNet classifier in eval mode on ``device``, in the memory layout
     measured fastest there (:func:`camlab.device.preferred_memory_format`: ``channels_last`` on
     the CPU), with its folded twin made (:attr:`Classifier.fast`, :mod:`camlab.folding`). Inputs

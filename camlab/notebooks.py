@@ -17,7 +17,17 @@ from typing import Any
 
 from .widgets import HEADLESS
 
-__all__ = ["notebook_paths", "run_notebook", "kernel_environment", "KERNEL_ENV", "export_html", "local_mathjax", "strip_outputs", "parameters_of", "FULL_PARAMETERS"]
+__all__ = [
+    "notebook_paths",
+    "run_notebook",
+    "kernel_environment",
+    "KERNEL_ENV",
+    "export_html",
+    "local_mathjax",
+    "strip_outputs",
+    "parameters_of",
+    "FULL_PARAMETERS",
+]
 
 # `make run-full`: the large runs (all dev images, every method); the defaults are the small ones.
 _ALL_METHODS = ["gradcam", "gradcampp", "xgradcam", "ablationcam", "scorecam", "groupcam", "clustercam"]
@@ -62,7 +72,13 @@ def kernel_environment() -> dict[str, str]:
     return dict(KERNEL_ENV)
 
 
-def run_notebook(path: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None, html: bool = True, timeout: int | None = None) -> Path:
+def run_notebook(
+    path: str | Path,
+    out_dir: str | Path,
+    parameters: dict[str, Any] | None = None,
+    html: bool = True,
+    timeout: int | None = None,
+) -> Path:
     """Execute ``path`` with papermill (kernel ``python3``, cwd = the notebook's folder).
 
     Returns the executed notebook's path in ``out_dir``; with ``html`` also writes its HTML.
@@ -163,9 +179,19 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute notebooks with papermill and export HTML")
     run.add_argument("folder", nargs="?", default="notebooks")
     run.add_argument("out", nargs="?", default="build/notebooks")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="override a parameter (JSON value) in every notebook")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override a parameter (JSON value) in every notebook",
+    )
     run.add_argument("--only", default=None, help="run only notebooks whose name contains this text")
-    run.add_argument("--full", action="store_true", help="the large runs of FULL_PARAMETERS (all dev images, every method)")
+    run.add_argument(
+        "--full", action="store_true", help="the large runs of FULL_PARAMETERS (all dev images, every method)"
+    )
     strip = sub.add_parser("strip", help="remove outputs from committed notebooks")
     strip.add_argument("folder", nargs="?", default="notebooks")
     args = parser.parse_args(argv)

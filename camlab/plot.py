@@ -89,11 +89,13 @@ def grid(
         for j, (title, maps) in enumerate(columns.items()):
             overlay(image, maps[r], ax=axes[r, c + j], alpha=alpha, cmap=cmap, title=title if r == 0 else None)
     if colorbar and columns:
-        heat_colorbar(fig, axes[:, int(show_image):], cmap=cmap, label=colorbar_label)
+        heat_colorbar(fig, axes[:, int(show_image) :], cmap=cmap, label=colorbar_label)
     return fig
 
 
-def heat_colorbar(fig, axes, cmap: str = "jet", label: str = "heatmap (min–max scaled)", vmin: float = 0.0, vmax: float = 1.0):
+def heat_colorbar(
+    fig, axes, cmap: str = "jet", label: str = "heatmap (min–max scaled)", vmin: float = 0.0, vmax: float = 1.0
+):
     """One colour bar for ``axes`` that share the scale [``vmin``, ``vmax``] of ``cmap``."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -105,7 +107,9 @@ def heat_colorbar(fig, axes, cmap: str = "jet", label: str = "heatmap (min–max
     return bar
 
 
-def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images=None, categories=None, size: float = 1.9):
+def cluster_steps(
+    image, explanation: Explanation, index: int = 0, masked_images=None, categories=None, size: float = 1.9
+):
     """Cluster-CAM step by step for one image of a Cluster-CAM :class:`Explanation`.
 
     Row 1: the Q representative (mean) maps over the image; row 2: the masked images with their
@@ -124,7 +128,9 @@ def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images
     if masked_images is None:
         masked_images = [rgb * masks[q].numpy()[:, :, None] for q in range(len(reps))]
     q_count = len(reps)
-    fig, axes = plt.subplots(2, q_count + 1, figsize=(size * (q_count + 1) + 0.6, size * 2.1), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        2, q_count + 1, figsize=(size * (q_count + 1) + 0.6, size * 2.1), squeeze=False, layout="constrained"
+    )
     counts = torch.bincount(explanation.labels[index], minlength=q_count)
     for q in range(q_count):
         overlay(rgb, masks[q], ax=axes[0, q], title=f"cluster {q} ({int(counts[q])} ch.)")
@@ -135,12 +141,19 @@ def cluster_steps(image, explanation: Explanation, index: int = 0, masked_images
                 for spine in ax.spines.values():
                     spine.set_edgecolor(colour)
                     spine.set_linewidth(4)
-            axes[1, q].set_title(f"{'base' if q == base else 'scissors'}: {float(scores[q]):.3f}", fontsize=9, color=colour)
+            axes[1, q].set_title(
+                f"{'base' if q == base else 'scissors'}: {float(scores[q]):.3f}", fontsize=9, color=colour
+            )
     target = int(explanation.targets[index])
     label = categories[target] if categories is not None else f"class {target}"
     overlay(rgb, None, ax=axes[0, q_count], title=label)
     alpha, coupling = explanation.params.get("alpha"), explanation.params.get("coupling", "normalized")
-    overlay(rgb, explanation.heatmaps[index], ax=axes[1, q_count], title=f"{coupling}" + ("" if alpha is None else f", α={alpha}"))
+    overlay(
+        rgb,
+        explanation.heatmaps[index],
+        ax=axes[1, q_count],
+        title=f"{coupling}" + ("" if alpha is None else f", α={alpha}"),
+    )
     heat_colorbar(fig, axes[0, :q_count].tolist() + [axes[1, q_count]])
     return fig
 
@@ -158,13 +171,20 @@ def similarity_curves(rows: Sequence[Mapping], measure: str = "spearman", ax=Non
     steps = sorted({int(r["step"]) for r in rows})
     blocks = {int(r["step"]): str(r["block"]) or "none" for r in rows}
     for m in methods:
-        ivs = [mean_interval([float(r[measure]) for r in rows if str(r["method"]) == m and int(r["step"]) == s]) for s in steps]
+        ivs = [
+            mean_interval([float(r[measure]) for r in rows if str(r["method"]) == m and int(r["step"]) == s])
+            for s in steps
+        ]
         mean = np.array([iv.mean for iv in ivs])
         line = ax.plot(steps, mean, marker="o", ms=3, label=m)[0]
         ax.fill_between(steps, [iv.lo for iv in ivs], [iv.hi for iv in ivs], color=line.get_color(), alpha=0.15)
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(steps, [blocks[s] for s in steps], rotation=60, fontsize=7)
-    ax.set_xlabel("re-initialised (cumulatively from the top)" if any("cascading" == str(r.get("mode", "cascading")) for r in rows) else "re-initialised")
+    ax.set_xlabel(
+        "re-initialised (cumulatively from the top)"
+        if any("cascading" == str(r.get("mode", "cascading")) for r in rows)
+        else "re-initialised"
+    )
     ax.set_ylabel(f"{measure} to the trained model's map")
     ax.set_ylim(-1.05, 1.05)
     if title:

@@ -51,7 +51,9 @@ MODES = ("cascading", "independent")
 
 
 def _flat(a: Any) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a), dtype=torch.float64).flatten()
+    return torch.as_tensor(
+        np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a), dtype=torch.float64
+    ).flatten()
 
 
 def _average_ranks(v: torch.Tensor) -> torch.Tensor:
@@ -94,8 +96,12 @@ def similarity(a: Any, b: Any) -> dict[str, Any]:
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"similarity compares two H×W maps of one shape, got {a.shape} and {b.shape}")
     cells = max(1, min(8, min(a.shape) // 3))
-    ha = torch.as_tensor(hog(a, pixels_per_cell=(cells, cells), cells_per_block=(3, 3) if min(a.shape) >= 3 * cells else (1, 1)))
-    hb = torch.as_tensor(hog(b, pixels_per_cell=(cells, cells), cells_per_block=(3, 3) if min(b.shape) >= 3 * cells else (1, 1)))
+    ha = torch.as_tensor(
+        hog(a, pixels_per_cell=(cells, cells), cells_per_block=(3, 3) if min(a.shape) >= 3 * cells else (1, 1))
+    )
+    hb = torch.as_tensor(
+        hog(b, pixels_per_cell=(cells, cells), cells_per_block=(3, 3) if min(b.shape) >= 3 * cells else (1, 1))
+    )
     return {
         "spearman": spearman(a, b),
         "spearman_abs": spearman(np.abs(a), np.abs(b)),
@@ -194,8 +200,15 @@ def model_randomization(
         known_blocks = ", ".join(randomization_blocks(bare))
         raise ValueError(f"no block {missing[0]!r} in {type(bare).__name__}; its blocks: {known_blocks}")
     original, targets = _maps(cls, model, layer, x, None, method_kwargs)
+
     def row(step: int, block: str, i: int, maps: torch.Tensor) -> dict[str, Any]:
-        return {"step": step, "block": block, "image": i, **similarity(original[i], maps[i]), **({"heatmap": maps[i]} if keep_maps else {})}
+        return {
+            "step": step,
+            "block": block,
+            "image": i,
+            **similarity(original[i], maps[i]),
+            **({"heatmap": maps[i]} if keep_maps else {}),
+        }
 
     rows = [row(0, "", i, original) for i in range(len(x))]
     cascade = copy.deepcopy(bare) if mode == "cascading" else None
@@ -222,9 +235,14 @@ def random_logit(
     first, targets = _maps(cls, model, layer, x, None, method_kwargs)
     n_classes = int(_logits_width(_bare(model), x))
     gen = torch.Generator().manual_seed(int(seed))
-    others = (targets + torch.randint(1, n_classes, targets.shape, generator=gen)) % n_classes  # never the target itself
+    others = (
+        targets + torch.randint(1, n_classes, targets.shape, generator=gen)
+    ) % n_classes  # never the target itself
     second, _ = _maps(cls, model, layer, x, others, method_kwargs)
-    return [{"image": i, "target": int(targets[i]), "other": int(others[i]), **similarity(first[i], second[i])} for i in range(len(x))]
+    return [
+        {"image": i, "target": int(targets[i]), "other": int(others[i]), **similarity(first[i], second[i])}
+        for i in range(len(x))
+    ]
 
 
 def _logits_width(model: nn.Module, x: torch.Tensor) -> int:

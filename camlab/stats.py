@@ -21,8 +21,16 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
-    "Interval", "Difference", "mean_interval", "paired_difference", "ratio_interval", "ranking_agreement", "overlap", "holm",
-    "CONFIDENCE", "N_RESAMPLES",
+    "Interval",
+    "Difference",
+    "mean_interval",
+    "paired_difference",
+    "ratio_interval",
+    "ranking_agreement",
+    "overlap",
+    "holm",
+    "CONFIDENCE",
+    "N_RESAMPLES",
 ]
 
 CONFIDENCE = 0.95
@@ -54,7 +62,9 @@ def _values(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
+def mean_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> Interval:
     """The mean of ``values`` (non-finite values left out) and its bootstrap interval.
 
     ``scipy.stats.bootstrap`` with the BCa method; where BCa is undefined (fewer than 3 values,
@@ -73,14 +83,27 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = CONF
     for method in ("BCa", "percentile") if v.size >= 3 else ("percentile",):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # BCa's "degenerate" warning: the percentile fallback follows
-            ci = stats.bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method=method, random_state=np.random.default_rng(seed)).confidence_interval
+            ci = stats.bootstrap(
+                (v,),
+                np.mean,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                method=method,
+                random_state=np.random.default_rng(seed),
+            ).confidence_interval
         lo, hi = float(ci.low), float(ci.high)
         if math.isfinite(lo) and math.isfinite(hi):
             break
     return Interval(mean, lo, hi, int(v.size))
 
 
-def paired_difference(values: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Difference:
+def paired_difference(
+    values: Sequence[float] | np.ndarray,
+    reference: Sequence[float] | np.ndarray,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Difference:
     """``values − reference``, paired image by image: its mean, bootstrap interval (as
     :func:`mean_interval`) and the two-sided Wilcoxon signed-rank p (1.0 when every difference
     is 0). Pairs where either value is not finite are left out.
@@ -105,7 +128,13 @@ def paired_difference(values: Sequence[float] | np.ndarray, reference: Sequence[
     return Difference(iv.mean, iv.lo, iv.hi, iv.n, p)
 
 
-def ratio_interval(numerator: Sequence[float] | np.ndarray, denominator: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
+def ratio_interval(
+    numerator: Sequence[float] | np.ndarray,
+    denominator: Sequence[float] | np.ndarray,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
     """``mean(numerator) / mean(denominator)`` over paired values (the same images) and its
     percentile bootstrap interval, resampling the pairs together (``scipy.stats.bootstrap``
     with ``paired=True``) — e.g. how many times slower one method is than another."""
@@ -117,11 +146,26 @@ def ratio_interval(numerator: Sequence[float] | np.ndarray, denominator: Sequenc
     ratio = float(a.mean() / b.mean())
     if a.size < 2:
         return Interval(ratio, ratio, ratio, int(a.size))
-    ci = stats.bootstrap((a, b), lambda u, v, axis=-1: u.mean(axis) / v.mean(axis), paired=True, confidence_level=confidence, n_resamples=n_resamples, method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
+    ci = stats.bootstrap(
+        (a, b),
+        lambda u, v, axis=-1: u.mean(axis) / v.mean(axis),
+        paired=True,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    ).confidence_interval
     return Interval(ratio, float(ci.low), float(ci.high), int(a.size))
 
 
-def ranking_agreement(a: np.ndarray, b: np.ndarray, paired: bool = True, confidence: float = CONFIDENCE, n_resamples: int = 2000, seed: int = 0) -> Interval:
+def ranking_agreement(
+    a: np.ndarray,
+    b: np.ndarray,
+    paired: bool = True,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Interval:
     """Kendall's τ (τ-b, ``scipy.stats.kendalltau``) between the rankings of M methods by two
     metrics, and its percentile bootstrap interval over the images. Means within 1e-4 of the
     spread of the means are tied.

@@ -37,7 +37,8 @@ class ClusterRuns:
     never scored on this batch.
 
     >>> runs = ClusterRuns(model, "bn2", x)
-    >>> a = runs.explain({"alpha": 0.5}); b = runs.explain({"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
+    >>> a = runs.explain({"alpha": 0.5})
+    >>> b = runs.explain({"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
     """
 
     def __init__(self, module: nn.Module, layer: str, x: torch.Tensor, targets=None):
@@ -84,7 +85,16 @@ def sweep(
     if parameter not in SWEEPABLE:
         raise ValueError(f"cannot sweep {parameter!r}; use one of {', '.join(SWEEPABLE)}")
     base = dict(base or {})
-    return compare(module, x, layer, {value: {**base, parameter: value} for value in values}, n_steps, pointing, progress, parameter=parameter)
+    return compare(
+        module,
+        x,
+        layer,
+        {value: {**base, parameter: value} for value in values},
+        n_steps,
+        pointing,
+        progress,
+        parameter=parameter,
+    )
 
 
 def compare(
@@ -119,14 +129,22 @@ def compare(
         exp = runs.explain(setting)
         cost = 1 + exp.cluster_maps.shape[1]  # per image, for this setting alone
         label = {"parameter": parameter, "value": name}
-        rows += [{**label, **r, "n_forward": cost} for r in explanation_rows(module, x, exp, n_steps=n_steps, method=str(name))]
+        rows += [
+            {**label, **r, "n_forward": cost}
+            for r in explanation_rows(module, x, exp, n_steps=n_steps, method=str(name))
+        ]
         if composites is not None:
             hc = composites.explain(setting).heatmaps
-            rows += [{**label, "tile": j, "pointing": M.grid_pointing(hc[j], box).mass_inside, "n_forward": cost} for j, box in enumerate(boxes)]
+            rows += [
+                {**label, "tile": j, "pointing": M.grid_pointing(hc[j], box).mass_inside, "n_forward": cost}
+                for j, box in enumerate(boxes)
+            ]
     return rows
 
 
-def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequence[int] = range(5), **setting: Any) -> dict[str, float]:
+def seed_stability(
+    module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequence[int] = range(5), **setting: Any
+) -> dict[str, float]:
     """How much Cluster-CAM on ``x`` depends on its seed, for one setting (ClusterCAM keyword
     arguments). Over every pair of seeds and image: the mean adjusted Rand index of the two
     clusterings (``ari``) and the mean and lowest correlation of the two heatmaps (``corr``,
@@ -166,7 +184,9 @@ def seed_stability(module: nn.Module, x: torch.Tensor, layer: str, seeds: Sequen
     }
 
 
-def base_scissors_swaps(module: nn.Module, layer: str, x: torch.Tensor, class_a: int, class_b: int, **setting: Any) -> dict[str, bool]:
+def base_scissors_swaps(
+    module: nn.Module, layer: str, x: torch.Tensor, class_a: int, class_b: int, **setting: Any
+) -> dict[str, bool]:
     """The paper's Fig. 3 claim on one two-object image ``x`` (1×3×H×W): explained for class
     ``a`` and for class ``b`` with the same clusters (one fit, the same seed), is the base of one
     the scissors of the other? ``swapped``: both ways (the paper's "interchanged"); ``half``:
@@ -179,4 +199,3 @@ def base_scissors_swaps(module: nn.Module, layer: str, x: torch.Tensor, class_a:
     base, scissors = exp.base.tolist(), exp.scissors.tolist()
     one, other = base[0] == scissors[1], base[1] == scissors[0]
     return {"swapped": one and other, "half": one or other, "same_base": base[0] == base[1]}
-

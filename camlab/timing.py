@@ -32,7 +32,9 @@ def _sync(device: torch.device | None) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1, device: torch.device | str | None = None) -> Timing:
+def time_call(
+    fn: Callable[[], Any], repeats: int = 3, warmup: int = 1, device: torch.device | str | None = None
+) -> Timing:
     """Time ``fn()``: ``warmup`` untimed calls, then the median of ``repeats`` timed ones.
 
     On a CUDA device the clock waits for the GPU before and after each call, and the peak
@@ -82,21 +84,30 @@ def timing_summary(rows: Iterable[Mapping[str, Any]], reference: str = "clusterc
         if missing:
             raise ValueError(f"{m} has no row for {len(missing)} image(s) that {reference} has, e.g. {missing[0]}")
         sec = [float(rs[i]["seconds"]) for i in images]
-        out.append({
-            "method": m,
-            "seconds": mean_interval(sec),
-            "full_passes": float(np.mean([float(rs[i]["full_passes"]) for i in images])),
-            "partial_passes": float(np.mean([float(rs[i]["partial_passes"]) for i in images])),
-            "ratio": ratio_interval(sec, ref),
-            "n_images": len(images),
-        })
+        out.append(
+            {
+                "method": m,
+                "seconds": mean_interval(sec),
+                "full_passes": float(np.mean([float(rs[i]["full_passes"]) for i in images])),
+                "partial_passes": float(np.mean([float(rs[i]["partial_passes"]) for i in images])),
+                "ratio": ratio_interval(sec, ref),
+                "n_images": len(images),
+            }
+        )
     return out
 
 
 def timing_table(rows: Iterable[Mapping[str, Any]], reference: str = "clustercam") -> str:
     """:func:`timing_summary` as a markdown table."""
-    lines = [f"| method | seconds / image [95 %] | full passes / image | partial passes / image | time / {reference} (paired) [95 %] |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| method | seconds / image [95 %] | full passes / image | partial passes / image "
+        f"| time / {reference} (paired) [95 %] |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in timing_summary(rows, reference):
         s, q = r["seconds"], r["ratio"]
-        lines.append(f"| {r['method']} | {s.mean:.4f} [{s.lo:.4f}, {s.hi:.4f}] | {r['full_passes']:.1f} | {r['partial_passes']:.1f} | {q.mean:.2f}× [{q.lo:.2f}, {q.hi:.2f}] |")
+        lines.append(
+            f"| {r['method']} | {s.mean:.4f} [{s.lo:.4f}, {s.hi:.4f}] | {r['full_passes']:.1f} "
+            f"| {r['partial_passes']:.1f} | {q.mean:.2f}× [{q.lo:.2f}, {q.hi:.2f}] |"
+        )
     return "\n".join(lines)

@@ -56,7 +56,9 @@ def largest_difference(rows: Iterable[dict[str, Any]], a: str, b: str, metrics: 
     return float(np.max(d)) if np.isfinite(d).all() else float("inf")  # measured for one, not the other: not the same
 
 
-def distinct_methods(rows: Iterable[dict[str, Any]], metrics: Sequence[str], rtol: float = 1e-4, atol: float = 1e-6) -> tuple[list[str], dict[str, str]]:
+def distinct_methods(
+    rows: Iterable[dict[str, Any]], metrics: Sequence[str], rtol: float = 1e-4, atol: float = 1e-6
+) -> tuple[list[str], dict[str, str]]:
     """The methods of the harness's rows, with those that give the same value as an earlier one
     on every image and every metric (``|a − b| ≤ atol + rtol·|b|``) left out. Returns
     ``(kept, aliases)``, ``aliases`` mapping each left-out method to the kept one it equals.
@@ -110,7 +112,8 @@ class Comparison:
 
         return "\n".join(
             [
-                f"{self.method} − {self.reference} ({self.n_images} images): better on {'; '.join(map(item, self.better)) or 'no metric'}",
+                f"{self.method} − {self.reference} ({self.n_images} images): "
+                f"better on {'; '.join(map(item, self.better)) or 'no metric'}",
                 f"    worse on {'; '.join(map(item, self.worse)) or 'no metric'}",
                 f"    not separated on {', '.join(self.tied) or 'no metric'}",
             ]
@@ -133,7 +136,10 @@ def compare(rows: Iterable[dict[str, Any]], method: str, reference: str, metrics
     for x in metrics:
         if x not in HIGHER_IS_BETTER:
             raise ValueError(f"{x!r} has no better direction; metrics: {', '.join(HIGHER_IS_BETTER)}")
-        d = paired_difference([as_number(by[method][i].get(x, "")) for i in images], [as_number(by[reference][i].get(x, "")) for i in images])
+        d = paired_difference(
+            [as_number(by[method][i].get(x, "")) for i in images],
+            [as_number(by[reference][i].get(x, "")) for i in images],
+        )
         out.differences[x] = d
         if d.lo <= 0 <= d.hi or d.n == 0:
             out.tied.append(x)

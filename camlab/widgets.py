@@ -29,7 +29,6 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
-from torch import nn
 
 from .explanation import Explanation
 from .methods.base import check_input, resolve_targets
@@ -46,7 +45,9 @@ CONTROLS = ("image", "target", "n_clusters", "n_eigvecs", "alpha", "clustering",
 SLIDERS = ("n_clusters", "n_eigvecs", "alpha")
 
 
-def target_caption(probs: torch.Tensor, target: int, categories: Sequence[str] | None = None, name: str | None = None, sep: str = "; ") -> str:
+def target_caption(
+    probs: torch.Tensor, target: int, categories: Sequence[str] | None = None, name: str | None = None, sep: str = "; "
+) -> str:
     """What a figure of an explanation should say about the class it explains: the target, its
     softmax probability and whether it is the model's top class — when it is not, the top class
     and its probability.
@@ -69,7 +70,10 @@ def target_caption(probs: torch.Tensor, target: int, categories: Sequence[str] |
     if top == int(target):
         text = f"target {label(top)} (p = {float(probs[top]):.2f}, top-1)"
     else:
-        text = f"target {label(int(target))} (p = {float(probs[int(target)]):.2f}){sep}the model predicts {label(top)} (p = {float(probs[top]):.2f})"
+        text = (
+            f"target {label(int(target))} (p = {float(probs[int(target)]):.2f}){sep}"
+            f"the model predicts {label(top)} (p = {float(probs[top]):.2f})"
+        )
     return f"{name}: {text}" if name else text
 
 
@@ -101,12 +105,22 @@ class ClusterExplorer:
         **settings: :class:`~camlab.ClusterCAM`'s keyword arguments.
     """
 
-    def __init__(self, module: Any, x: torch.Tensor | Sequence[torch.Tensor], target_layer, target: int | None = None,
-                 names: Sequence[str] | None = None, top_k: int = 5, **settings: Any):
+    def __init__(
+        self,
+        module: Any,
+        x: torch.Tensor | Sequence[torch.Tensor],
+        target_layer,
+        target: int | None = None,
+        names: Sequence[str] | None = None,
+        top_k: int = 5,
+        **settings: Any,
+    ):
         images = list(x) if isinstance(x, (list, tuple)) else [x[i : i + 1] for i in range(check_input(x).shape[0])]
         if not images:
             raise ValueError("ClusterExplorer needs at least one image")
-        self.images = [check_input(im.unsqueeze(0) if isinstance(im, torch.Tensor) and im.dim() == 3 else im) for im in images]
+        self.images = [
+            check_input(im.unsqueeze(0) if isinstance(im, torch.Tensor) and im.dim() == 3 else im) for im in images
+        ]
         for i, im in enumerate(self.images):
             if im.shape[0] != 1:
                 raise ValueError(f"image {i} is a batch of {im.shape[0]}: give one 1×3×H×W tensor per image")
@@ -141,7 +155,11 @@ class ClusterExplorer:
     @property
     def settings(self) -> dict[str, Any]:
         """The present value of every control."""
-        return {"image": self.index, "target": self.target, **{k: getattr(self.method.settings, k) for k in CONTROLS[2:]}}
+        return {
+            "image": self.index,
+            "target": self.target,
+            **{k: getattr(self.method.settings, k) for k in CONTROLS[2:]},
+        }
 
     def probabilities(self, index: int | None = None) -> torch.Tensor:
         """The softmax probabilities (C,) of image ``index`` (the present one by default), from its
@@ -218,7 +236,10 @@ class ClusterExplorer:
         b, s = int(e.base[0]), int(e.scissors[0])
         y = e.cluster_scores[0]
         name = categories[self.target] if categories is not None else f"class {self.target}"
-        return f"target {name} (p = {float(e.scores[0]):.3f}): base = cluster {b} (y = {float(y[b]):.3f}), scissors = cluster {s} (y = {float(y[s]):.3f})"
+        return (
+            f"target {name} (p = {float(e.scores[0]):.3f}): base = cluster {b} (y = {float(y[b]):.3f}), "
+            f"scissors = cluster {s} (y = {float(y[s]):.3f})"
+        )
 
     def figure(self, images, categories: Sequence[str] | None = None):
         """:func:`camlab.plot.cluster_steps` of the present image and target. ``images``: the
@@ -249,11 +270,19 @@ class ClusterExplorer:
         _pick(images, self.index, len(self.images))  # the display images match the explorer's
         s = self.settings
         self.controls = {
-            "image": W.Dropdown(options=[(n, i) for i, n in enumerate(self.names)], value=s["image"], description="image"),
+            "image": W.Dropdown(
+                options=[(n, i) for i, n in enumerate(self.names)], value=s["image"], description="image"
+            ),
             "target": W.Dropdown(options=self._target_options(categories), value=s["target"], description="target"),
-            "n_clusters": W.IntSlider(value=s["n_clusters"], min=q_range[0], max=q_range[1], description="Q", continuous_update=False),
-            "n_eigvecs": W.IntSlider(value=s["n_eigvecs"], min=k_range[0], max=k_range[1], description="K", continuous_update=False),
-            "alpha": W.FloatSlider(value=s["alpha"], min=0.0, max=1.0, step=0.05, description="α", continuous_update=False),
+            "n_clusters": W.IntSlider(
+                value=s["n_clusters"], min=q_range[0], max=q_range[1], description="Q", continuous_update=False
+            ),
+            "n_eigvecs": W.IntSlider(
+                value=s["n_eigvecs"], min=k_range[0], max=k_range[1], description="K", continuous_update=False
+            ),
+            "alpha": W.FloatSlider(
+                value=s["alpha"], min=0.0, max=1.0, step=0.05, description="α", continuous_update=False
+            ),
             "clustering": W.Dropdown(options=list(CLUSTERINGS), value=s["clustering"], description="clustering"),
             "coupling": W.Dropdown(options=list(COUPLINGS), value=s["coupling"], description="coupling"),
         }
@@ -281,7 +310,9 @@ class ClusterExplorer:
                 display(fig)
                 plt.close(fig)
             self.controls["n_eigvecs"].disabled = self.method.settings.clustering != "spectral"  # K is spectral's only
-            self.controls["alpha"].disabled = self.method.settings.coupling == "weighted"  # the weighted coupling has no α
+            self.controls["alpha"].disabled = (
+                self.method.settings.coupling == "weighted"
+            )  # the weighted coupling has no α
             readout.value = self.readout(categories)
             status.value = f"forward passes so far: {self.image_forwards} of the images + {self.masked_forwards} masked"
 
@@ -289,7 +320,16 @@ class ClusterExplorer:
             c.observe(redraw, names="value")
         redraw()
         c = self.controls
-        return W.VBox([W.HBox([c["image"], c["target"]]), W.HBox([c["n_clusters"], c["n_eigvecs"], c["alpha"]]), W.HBox([c["clustering"], c["coupling"]]), readout, status, out])
+        return W.VBox(
+            [
+                W.HBox([c["image"], c["target"]]),
+                W.HBox([c["n_clusters"], c["n_eigvecs"], c["alpha"]]),
+                W.HBox([c["clustering"], c["coupling"]]),
+                readout,
+                status,
+                out,
+            ]
+        )
 
     def _target_options(self, categories: Sequence[str] | None) -> list[tuple[str, int]]:
         label = (lambda c: categories[c]) if categories is not None else (lambda c: f"class {c}")

@@ -21,7 +21,6 @@ if not os.environ.get("CAMLAB_DATA") and (ROOT.parent / "shared" / "data").is_di
 
 import camlab  # noqa: E402
 
-
 # Fixtures that need the pretrained weights or the shared images; a test that uses none of them
 # (directly or through another fixture) is in the fast tier (`make test-fast`, `pytest -m fast`).
 HEAVY_FIXTURES = frozenset({"lite0", "data_root", "dev_records", "real_batch"})
@@ -30,7 +29,11 @@ SLOW_FILES = ("test_notebooks.py", "test_browser.py")
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if not HEAVY_FIXTURES & set(item.fixturenames) and item.path.name not in SLOW_FILES and "slow" not in item.keywords:
+        if (
+            not HEAVY_FIXTURES & set(item.fixturenames)
+            and item.path.name not in SLOW_FILES
+            and "slow" not in item.keywords
+        ):
             item.add_marker(pytest.mark.fast)
     if torch.cuda.is_available():
         return

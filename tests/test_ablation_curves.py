@@ -12,7 +12,19 @@ from camlab import ablation_curves as AC
 REF = "clustercam:alpha=0.8;clustering=ward;coupling=normalized;n_clusters=10"
 MORE = "clustercam:alpha=1.0;clustering=ward;coupling=normalized;n_clusters=8"  # keeps more of the image
 SAME = "clustercam:alpha=0.9;clustering=ward;coupling=normalized;n_clusters=8"  # the reference plus noise
-FIELDS = ["image", "class_index", "target", "method", "params", "drop", "increase", "insertion", "deletion", "coverage", "n_forward"]
+FIELDS = [
+    "image",
+    "class_index",
+    "target",
+    "method",
+    "params",
+    "drop",
+    "increase",
+    "insertion",
+    "deletion",
+    "coverage",
+    "n_forward",
+]
 
 
 def write(path, fields, rows):
@@ -28,19 +40,63 @@ def run_dir(tmp_path):
     pointing game than REF on every image; SAME differs from REF by zero-mean noise only."""
     rng = np.random.default_rng(0)
     n, t = 60, 30
-    drop, cov, ins, dele = rng.uniform(0.1, 0.5, n), rng.uniform(0.2, 0.3, n), rng.uniform(0.4, 0.6, n), rng.uniform(0.2, 0.3, n)
+    drop, cov, ins, dele = (
+        rng.uniform(0.1, 0.5, n),
+        rng.uniform(0.2, 0.3, n),
+        rng.uniform(0.4, 0.6, n),
+        rng.uniform(0.2, 0.3, n),
+    )
     noise = rng.normal(0, 0.01, n)
     noise -= noise.mean()  # exactly zero-mean: the paired interval must contain 0
 
     def rows(label, d, c, i, de):
-        return [{"image": f"img{k}.JPEG", "class_index": k, "target": k, "method": label, "params": "{}", "drop": d[k], "increase": int(k % 3 == 0), "insertion": i[k],
-                 "deletion": de[k], "coverage": c[k], "n_forward": 11} for k in range(n)]
+        return [
+            {
+                "image": f"img{k}.JPEG",
+                "class_index": k,
+                "target": k,
+                "method": label,
+                "params": "{}",
+                "drop": d[k],
+                "increase": int(k % 3 == 0),
+                "insertion": i[k],
+                "deletion": de[k],
+                "coverage": c[k],
+                "n_forward": 11,
+            }
+            for k in range(n)
+        ]
 
     part1 = rows(REF, drop, cov, ins, dele) + rows(SAME, drop + noise, cov + noise, ins + noise, dele + noise)
-    part2 = rows(MORE, drop - 0.1, cov + 0.05, ins + 0.05, dele - 0.05) + rows(REF, drop + 1, cov, ins, dele)  # REF again: the first part's rows win
+    part2 = rows(MORE, drop - 0.1, cov + 0.05, ins + 0.05, dele - 0.05) + rows(
+        REF, drop + 1, cov, ins, dele
+    )  # REF again: the first part's rows win
     point = rng.uniform(0.8, 0.95, t)
-    tiles1 = [{"composite": k, "class_index": 7, "label": "x", "method": m, "mass_inside": p, "max_inside": True, "coverage": 0.3} for k in range(t) for m, p in ((REF, point[k]), (SAME, point[k]))]
-    tiles2 = [{"composite": k, "class_index": 7, "label": "x", "method": MORE, "mass_inside": point[k] - 0.1, "max_inside": True, "coverage": 0.4} for k in range(t)]
+    tiles1 = [
+        {
+            "composite": k,
+            "class_index": 7,
+            "label": "x",
+            "method": m,
+            "mass_inside": p,
+            "max_inside": True,
+            "coverage": 0.3,
+        }
+        for k in range(t)
+        for m, p in ((REF, point[k]), (SAME, point[k]))
+    ]
+    tiles2 = [
+        {
+            "composite": k,
+            "class_index": 7,
+            "label": "x",
+            "method": MORE,
+            "mass_inside": point[k] - 0.1,
+            "max_inside": True,
+            "coverage": 0.4,
+        }
+        for k in range(t)
+    ]
     write(tmp_path / "grid_m.csv", FIELDS, part1)
     write(tmp_path / "alpha_q_m.csv", FIELDS, part2)
     pf = ["composite", "class_index", "label", "method", "mass_inside", "max_inside", "coverage"]
@@ -54,7 +110,9 @@ def test_read_run_counts_each_setting_once(run_dir):
     run = AC.read_run([path / "grid_m", path / "alpha_q_m", path / "missing"])
     assert run.labels == [REF, SAME, MORE] and run.n_images == 60 and run.n_tiles == 30
     ref_rows = [r for r in run.rows if r["method"] == REF]
-    assert len(ref_rows) == 60 and float(ref_rows[0]["drop"]) == pytest.approx(drop[0], abs=1e-6)  # the first part's row, not the +1 copy
+    assert len(ref_rows) == 60 and float(ref_rows[0]["drop"]) == pytest.approx(
+        drop[0], abs=1e-6
+    )  # the first part's row, not the +1 copy
     assert {t["image"] for t in run.tiles} == {f"{k}/7" for k in range(30)}
 
 
@@ -90,8 +148,12 @@ def test_holm_adjusted_covers_every_comparison(run_dir):
     assert set(adjusted) == {(lab, m) for lab in (SAME, MORE) for m in AC.RANKED}  # the reference has no comparison
     raw = {(s.label, m): d.p for s in table if s.comparison for m, d in s.comparison.differences.items()}
     assert all(adjusted[k] >= raw[k] or math.isnan(raw[k]) for k in adjusted)  # Holm never lowers a p
-    assert all(adjusted[k] <= min(1.0, len(raw) * raw[k]) + 1e-12 for k in adjusted if not math.isnan(raw[k]))  # at most Bonferroni's
-    assert adjusted[(MORE, "drop")] < 1e-6 and adjusted[(SAME, "drop")] > 0.05  # a shift on every image survives, zero-mean noise does not
+    assert all(
+        adjusted[k] <= min(1.0, len(raw) * raw[k]) + 1e-12 for k in adjusted if not math.isnan(raw[k])
+    )  # at most Bonferroni's
+    assert (
+        adjusted[(MORE, "drop")] < 1e-6 and adjusted[(SAME, "drop")] > 0.05
+    )  # a shift on every image survives, zero-mean noise does not
     assert adjusted[(SAME, "increase")] == 1.0  # every difference 0
 
 
@@ -102,7 +164,9 @@ def test_coverage_correlation_follows_the_settings(run_dir):
     means_drop = [np.mean([float(x["drop"]) for x in run.rows if x["method"] == m]) for m in run.labels]
     assert r.mean == pytest.approx(np.corrcoef(means_cov, means_drop)[0, 1]) and r.mean < -0.9 and r.n == 3
     by_images = AC.coverage_correlation(run, "pointing", resample="images", n_resamples=300)
-    assert by_images.mean < -0.9 and by_images.lo <= by_images.hi < -0.9  # a percentile interval: near r = −1 it may sit beside the point
+    assert (
+        by_images.mean < -0.9 and by_images.lo <= by_images.hi < -0.9
+    )  # a percentile interval: near r = −1 it may sit beside the point
     with pytest.raises(ValueError, match="resample"):
         AC.coverage_correlation(run, "drop", resample="tiles")
 
@@ -110,7 +174,9 @@ def test_coverage_correlation_follows_the_settings(run_dir):
 def test_axis_agreement_finds_the_knob_that_moves_the_maps():
     gen = torch.Generator().manual_seed(0)
     base = {a: torch.rand(2, 8, 8, generator=gen) for a in (1, 2, 3)}  # the first knob changes the map
-    maps = {(a, b): base[a] + 0.01 * b * torch.rand(2, 8, 8, generator=gen) for a in (1, 2, 3) for b in (4, 5)}  # the second barely does
+    maps = {
+        (a, b): base[a] + 0.01 * b * torch.rand(2, 8, 8, generator=gen) for a in (1, 2, 3) for b in (4, 5)
+    }  # the second barely does
     first, second = AC.axis_agreement(maps)
     assert first.shape == (2,) and np.all(first < 0.5) and np.all(second > 0.99)
     flat = {(1, 4): torch.zeros(1, 4, 4), (2, 4): torch.rand(1, 4, 4, generator=gen)}  # a constant map: no pair left
@@ -120,12 +186,21 @@ def test_axis_agreement_finds_the_knob_that_moves_the_maps():
 
 def test_measure_settings_on_a_toy_network():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(12, 5)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 12, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(12, 5),
+    ).eval()
     x = torch.rand(2, 3, 16, 16)
     settings = {"Q=2": {"n_clusters": 2, "clustering": "ward"}, "Q=3": {"n_clusters": 3, "clustering": "ward"}}
     maps, run = AC.measure_settings(net, "1", x, settings, metrics=["drop", "coverage"], n_steps=2, images=["a", "b"])
     assert list(maps) == ["Q=2", "Q=3"] and maps["Q=2"].shape == (2, 16, 16)
     assert run.labels == ["Q=2", "Q=3"] and run.n_images == 2 and not run.tiles
     assert {"drop", "coverage"} <= set(run.rows[0]) and "deletion" not in run.rows[0]
-    assert [r["n_forward"] for r in run.rows if r["method"] == "Q=3"] == [4, 4]  # 1 + Q passes per image for this setting alone
+    assert [r["n_forward"] for r in run.rows if r["method"] == "Q=3"] == [
+        4,
+        4,
+    ]  # 1 + Q passes per image for this setting alone
     assert run.rows[0]["coverage"] == pytest.approx(float(maps["Q=2"][0].mean()), abs=1e-5)

@@ -12,7 +12,11 @@ def rows_for(values: dict[str, dict[str, np.ndarray]]):
     """values[metric][method] = per-image array → the harness's rows (strings, as from a CSV)."""
     methods = list(next(iter(values.values())))
     n = len(next(iter(values.values()))[methods[0]])
-    return [{"image": f"img{i:03d}", "method": m, **{k: str(v[m][i]) for k, v in values.items()}} for i in range(n) for m in methods]
+    return [
+        {"image": f"img{i:03d}", "method": m, **{k: str(v[m][i]) for k, v in values.items()}}
+        for i in range(n)
+        for m in methods
+    ]
 
 
 def test_tau_equals_scipy_on_the_means_and_its_interval_covers_it():
@@ -49,7 +53,12 @@ def test_pointing_rows_join_by_tile():
     rng = np.random.default_rng(2)
     methods = ["m1", "m2", "m3"]
     rows = rows_for({"gain": {m: k + 0.1 * rng.normal(size=10) for k, m in enumerate(methods)}})
-    tiles = [{"composite": str(c), "class_index": str(t), "method": m, "mass_inside": str(0.2 * k + 0.01 * rng.random())} for c in range(8) for t in (1, 2) for k, m in enumerate(methods)]
+    tiles = [
+        {"composite": str(c), "class_index": str(t), "method": m, "mass_inside": str(0.2 * k + 0.01 * rng.random())}
+        for c in range(8)
+        for t in (1, 2)
+        for k, m in enumerate(methods)
+    ]
     (pair,) = A.metric_agreement(rows, ["gain", "pointing"], pointing_rows=tiles, n_resamples=200)
     assert pair["tau"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="needs pointing_rows"):

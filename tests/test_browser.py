@@ -22,9 +22,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM, DRIVER = (
+    shutil.which("chromium") or "/usr/bin/chromium",
+    shutil.which("chromedriver") or "/usr/bin/chromedriver",
+)
 # flags for a closed network (no background connections) and for running as root
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1500,2400"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1500,2400",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -75,14 +89,32 @@ def lab(tmp_path):
     env.setdefault("CAMLAB_DATA", str(ROOT.parent / "shared" / "data"))
     log = (tmp_path / "lab.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.token={token}",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={folder}", "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--ServerApp.token={token}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.root_dir={folder}",
+            "--ServerApp.allow_root=True",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.news_url=None",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).status == 200, 120, "JupyterLab to start")
+        wait_for(
+            lambda: urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).status == 200,
+            120,
+            "JupyterLab to start",
+        )
         yield f"{base}/lab/tree/05.ipynb?token={token}"
     finally:
         server.terminate()
@@ -117,7 +149,9 @@ def control(driver, label: str):
     """The ipywidgets control whose description is ``label``."""
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.XPATH, f"//div[contains(@class, 'widget-inline-hbox')][.//label[normalize-space(.)='{label}']]")
+    return driver.find_element(
+        By.XPATH, f"//div[contains(@class, 'widget-inline-hbox')][.//label[normalize-space(.)='{label}']]"
+    )
 
 
 def set_slider(driver, label: str, value: int) -> None:
@@ -160,24 +194,48 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
 
     browser.set_page_load_timeout(120)
     browser.get(lab)
-    wait_for(lambda: browser.execute_script("return !!(window.jupyterapp && document.querySelector('.jp-Notebook'))"), 120, "the notebook to open")
-    wait_for(lambda: browser.execute_script("return window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget.sessionContext.session && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'"), 180, "the kernel to start")
+    wait_for(
+        lambda: browser.execute_script("return !!(window.jupyterapp && document.querySelector('.jp-Notebook'))"),
+        120,
+        "the notebook to open",
+    )
+    wait_for(
+        lambda: browser.execute_script(
+            "return window.jupyterapp.shell.currentWidget"
+            " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+            " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'"
+        ),
+        180,
+        "the kernel to start",
+    )
     browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     first = wait_for(lambda: state(browser), 900, "the explorer (all cells of notebook 05) to be drawn", poll=2)
-    errors = browser.execute_script("return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]')).map(e => e.innerText).filter(t => t.includes('Error'))")
+    errors = browser.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]'))"
+        ".map(e => e.innerText).filter(t => t.includes('Error'))"
+    )
     assert not errors, errors
 
     q = int(control(browser, "Q").find_element("css selector", ".widget-readout").text)
     set_slider(browser, "Q", q + 2 if q <= 10 else q - 2)
     # the figure and the status line redraw one after the other: wait for both
-    after_q = wait_for(lambda: (s := state(browser))[0] != first[0] and s[1] != first[1] and s, 300, "the explorer to redraw (figure and pass count) after the Q slider moved")
+    after_q = wait_for(
+        lambda: (s := state(browser))[0] != first[0] and s[1] != first[1] and s,
+        300,
+        "the explorer to redraw (figure and pass count) after the Q slider moved",
+    )
     assert after_q[0] > first[0] and after_q[1] != first[1]  # new clusters: new masked passes, a new figure
 
     Select(control(browser, "clustering").find_element("css selector", "select")).select_by_visible_text("spectral")
-    spectral = wait_for(lambda: (s := state(browser)) != after_q and s, 300, "the explorer to redraw with spectral clustering")
+    spectral = wait_for(
+        lambda: (s := state(browser)) != after_q and s, 300, "the explorer to redraw with spectral clustering"
+    )
     k = int(control(browser, "K").find_element("css selector", ".widget-readout").text)
     set_slider(browser, "K", k - 1 if k > 2 else k + 1)
-    after_k = wait_for(lambda: (s := state(browser)) != spectral and s, 300, "the explorer to redraw after the K slider moved")
+    after_k = wait_for(
+        lambda: (s := state(browser)) != spectral and s, 300, "the explorer to redraw after the K slider moved"
+    )
     assert after_k[1] != spectral[1] and after_k[0] >= spectral[0]
 
     # the target menu: the image's second most probable class (the paper's Figs. 3–4 switch the class)
@@ -187,10 +245,16 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
     first_line, images_before = readout(browser), image_passes(browser)
     second = menu.options[1].text  # "<class> (p = 0.xx)"
     menu.select_by_index(1)
-    after_t = wait_for(lambda: (s := state(browser))[0] != after_k[0] and s[1] != after_k[1] and readout(browser) != first_line and s, 300,
-                       "the explorer to redraw (figure, readout, pass count) after the target changed")
+    after_t = wait_for(
+        lambda: (s := state(browser))[0] != after_k[0] and s[1] != after_k[1] and readout(browser) != first_line and s,
+        300,
+        "the explorer to redraw (figure, readout, pass count) after the target changed",
+    )
     line = readout(browser)
-    assert line.startswith(f"target {second.rsplit(' (p = ', 1)[0]} (p = ") and "scissors = cluster" in line, (line, second)
+    assert line.startswith(f"target {second.rsplit(' (p = ', 1)[0]} (p = ") and "scissors = cluster" in line, (
+        line,
+        second,
+    )
     assert after_t[0] - after_k[0] == q_now, "a new target costs Q masked passes (its own scores), no more"
     assert image_passes(browser) == images_before, "a new target needs no pass of the image"
 
@@ -198,7 +262,11 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
     images_menu = Select(control(browser, "image").find_element("css selector", "select"))
     if len(images_menu.options) > 1:
         images_menu.select_by_index(1)
-        wait_for(lambda: image_passes(browser) == images_before + 1 and state(browser)[1] != after_t[1], 300, "the explorer to show the second image")
+        wait_for(
+            lambda: image_passes(browser) == images_before + 1 and state(browser)[1] != after_t[1],
+            300,
+            "the explorer to show the second image",
+        )
         new_menu = Select(control(browser, "target").find_element("css selector", "select"))
         assert new_menu.first_selected_option.text == new_menu.options[0].text  # a new image: its top class
         assert readout(browser).startswith(f"target {new_menu.options[0].text.rsplit(' (p = ', 1)[0]} (p = ")

@@ -60,7 +60,10 @@ def test_targets_int_and_sequence(lite0, real_batch):
     assert torch.isfinite(seq.heatmaps).all()
 
 
-@pytest.mark.parametrize("targets, match", [(1000, "out of range.*1000 classes"), (-1, "out of range"), ([1, 2], "2 entries for a batch of 3")])
+@pytest.mark.parametrize(
+    "targets, match",
+    [(1000, "out of range.*1000 classes"), (-1, "out of range"), ([1, 2], "2 entries for a batch of 3")],
+)
 def test_bad_targets(lite0, real_batch, targets, match):
     with pytest.raises(ValueError, match=match):
         CAM(lite0.module, lite0.target_layer)(real_batch, targets=targets)

@@ -40,7 +40,10 @@ def direct_heatmap(maps, labels, scores, alpha, coupling, size=(224, 224)):
     elif coupling == "paper":  # eq 22 as printed: the raw upsampled means
         H = alpha * up(means[base : base + 1], size)[0] - (1 - alpha) * up(means[scissors : scissors + 1], size)[0]
     else:  # camlab's: each map scaled to [0, 1] first
-        H = alpha * s(up(means[base : base + 1], size))[0] - (1 - alpha) * s(up(means[scissors : scissors + 1], size))[0]
+        H = (
+            alpha * s(up(means[base : base + 1], size))[0]
+            - (1 - alpha) * s(up(means[scissors : scissors + 1], size))[0]
+        )
     return s(H.clamp_min(0)[None])[0], base, scissors
 
 
@@ -50,7 +53,9 @@ def test_heatmap_equals_a_direct_computation_from_the_labels(lite0, real_batch, 
     x = real_batch[:2]
     Q = 6
     exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=Q, clustering=clustering, alpha=alpha, coupling=coupling)(x)
-    assert exp.labels.shape == (2, 320) and exp.cluster_maps.shape == (2, Q, 7, 7) and exp.cluster_scores.shape == (2, Q)
+    assert (
+        exp.labels.shape == (2, 320) and exp.cluster_maps.shape == (2, Q, 7, 7) and exp.cluster_scores.shape == (2, Q)
+    )
     assert exp.n_forward == 2 * (1 + Q)
     assert exp.params["coupling"] == coupling and exp.params["alpha"] == (None if coupling == "weighted" else alpha)
     acts, probs = blocks6(lite0.module, x)
@@ -123,7 +128,11 @@ def test_n_init_reaches_kmeans(lite0, real_batch):
 
 def test_no_gradient_is_computed(lite0, real_batch):
     calls = []
-    handles = [m.register_full_backward_hook(lambda *a: calls.append(1)) for m in lite0.module.modules() if not list(m.children())]
+    handles = [
+        m.register_full_backward_hook(lambda *a: calls.append(1))
+        for m in lite0.module.modules()
+        if not list(m.children())
+    ]
     try:
         with torch.inference_mode():  # any autograd use would fail in here
             exp = ClusterCAM(lite0.module, "bn2")(real_batch[:1].clone())
@@ -180,7 +189,9 @@ def test_registered_and_runs_the_shared_pipeline(lite0, real_batch, monkeypatch)
     assert camlab.METHODS["clustercam"] is ClusterCAM and issubclass(ClusterCAM, BaseCAM)
     calls = []
     shared = BaseCAM.postprocess
-    monkeypatch.setattr(BaseCAM, "postprocess", lambda self, cam, size: calls.append(type(self).__name__) or shared(self, cam, size))
+    monkeypatch.setattr(
+        BaseCAM, "postprocess", lambda self, cam, size: calls.append(type(self).__name__) or shared(self, cam, size)
+    )
     exp = camlab.METHODS["clustercam"](lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
     assert calls == ["ClusterCAM"]
     assert exp.method == "clustercam" and exp.layer == "blocks.6" and exp.params["n_clusters"] == 4

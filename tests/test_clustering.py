@@ -98,7 +98,9 @@ def test_laplacian_properties(kind, real_rows):
         assert torch.allclose(u1, u1.mean().expand_as(u1), atol=1e-8)  # u_1 is constant
     else:
         deg = C.degree(a.double())
-        assert torch.allclose(lap @ deg.sqrt(), torch.zeros(len(lap), dtype=lap.dtype), atol=1e-8)  # D^½·1 is its null vector
+        assert torch.allclose(
+            lap @ deg.sqrt(), torch.zeros(len(lap), dtype=lap.dtype), atol=1e-8
+        )  # D^½·1 is its null vector
     assert emb.shape == (len(real_rows), 3) and torch.equal(emb, vecs[:, 1:4])
 
 
@@ -204,7 +206,10 @@ def test_the_trace_of_the_indicators_is_the_cut():
     a = random_graph()
     labels = torch.randint(0, 4, (24,), generator=torch.Generator().manual_seed(1))
     deg = C.degree(a)
-    for kind, lap_kind, h in (("ratio", "unnormalized", C.indicator_matrix(labels)), ("normalized", "normalized", C.indicator_matrix(labels, deg))):
+    for kind, lap_kind, h in (
+        ("ratio", "unnormalized", C.indicator_matrix(labels)),
+        ("normalized", "normalized", C.indicator_matrix(labels, deg)),
+    ):
         assert torch.allclose(h.T @ h, torch.eye(h.shape[1], dtype=h.dtype), atol=1e-12)
         lap = C.laplacian(a, lap_kind)
         assert float(torch.trace(h.T @ lap @ h)) == pytest.approx(C.cut_value(a, labels, kind), rel=1e-10)
@@ -311,16 +316,39 @@ def test_clustering_runs_gives_every_method_per_seed():
 def test_kernel_pca_cosine_is_one_on_a_regular_graph_and_low_with_uneven_degrees():
     n = 40
     # a circulant graph: every vertex has the same degree; weights fall with the distance on a ring
-    ring = torch.tensor([[math.exp(-min(abs(i - j), n - abs(i - j)) / 3.0) if i != j else 0.0 for j in range(n)] for i in range(n)], dtype=torch.float64)
+    ring = torch.tensor(
+        [[math.exp(-min(abs(i - j), n - abs(i - j)) / 3.0) if i != j else 0.0 for j in range(n)] for i in range(n)],
+        dtype=torch.float64,
+    )
     x = torch.zeros(n, 2)  # rows are not used: the decomposition is built from the adjacency
-    dec = C.SpectralResult(x, 1.0, ring, ring, C.laplacian(ring), *C.spectral_embedding(C.laplacian(ring), 2)[:2], torch.empty(0), torch.empty(0), 1)
+    dec = C.SpectralResult(
+        x,
+        1.0,
+        ring,
+        ring,
+        C.laplacian(ring),
+        *C.spectral_embedding(C.laplacian(ring), 2)[:2],
+        torch.empty(0),
+        torch.empty(0),
+        1,
+    )
     assert C.kernel_pca_cosine(dec, 2) == pytest.approx(1.0, abs=1e-6)  # k = 2 takes the whole first frequency pair
     g = torch.Generator().manual_seed(0)
     s = torch.rand(n, generator=g, dtype=torch.float64) * 10 + 0.1
     noise = torch.rand(n, n, generator=g, dtype=torch.float64)
     uneven = s[:, None] * s[None, :] * (1 + 0.5 * (noise + noise.T) / 2)
     uneven.fill_diagonal_(0)
-    dec = C.SpectralResult(x, 1.0, uneven, uneven, C.laplacian(uneven), *C.spectral_embedding(C.laplacian(uneven), 2)[:2], torch.empty(0), torch.empty(0), 1)
+    dec = C.SpectralResult(
+        x,
+        1.0,
+        uneven,
+        uneven,
+        C.laplacian(uneven),
+        *C.spectral_embedding(C.laplacian(uneven), 2)[:2],
+        torch.empty(0),
+        torch.empty(0),
+        1,
+    )
     assert C.kernel_pca_cosine(dec, 3) < 0.5
     with pytest.raises(ValueError, match="k=39"):
         C.kernel_pca_cosine(dec, 39)
@@ -336,7 +364,11 @@ def test_adjusted_rand_index_is_scikit_learns():
         assert C.adjusted_rand_index(a, b) == pytest.approx(adjusted_rand_score(a.numpy(), b.numpy()), abs=1e-12)
     same = torch.randint(0, 5, (40,), generator=g)
     assert C.adjusted_rand_index(same, (same + 2) % 5) == 1.0  # the numbering does not matter
-    for a, b in ((torch.zeros(6), torch.zeros(6)), (torch.arange(6), torch.arange(6)), (torch.zeros(6), torch.arange(6))):
+    for a, b in (
+        (torch.zeros(6), torch.zeros(6)),
+        (torch.arange(6), torch.arange(6)),
+        (torch.zeros(6), torch.arange(6)),
+    ):
         assert C.adjusted_rand_index(a, b) == pytest.approx(adjusted_rand_score(a.numpy(), b.numpy()))
     with pytest.raises(ValueError, match="different lengths"):
         C.adjusted_rand_index(torch.zeros(3), torch.zeros(4))

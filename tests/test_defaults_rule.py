@@ -78,9 +78,15 @@ def test_paper_distance_orders_as_the_rule_states():
     pairs = itertools.product(CLUSTERINGS, COUPLINGS)
     order = sorted(pairs, key=lambda s: R.paper_distance({"clustering": s[0], "coupling": s[1]}))
     assert order == [
-        ("kmeans", "paper"), ("spectral", "paper"), ("ward", "paper"),
-        ("kmeans", "normalized"), ("spectral", "normalized"), ("ward", "normalized"),
-        ("kmeans", "weighted"), ("spectral", "weighted"), ("ward", "weighted"),
+        ("kmeans", "paper"),
+        ("spectral", "paper"),
+        ("ward", "paper"),
+        ("kmeans", "normalized"),
+        ("spectral", "normalized"),
+        ("ward", "normalized"),
+        ("kmeans", "weighted"),
+        ("spectral", "weighted"),
+        ("ward", "weighted"),
     ]
     assert R.paper_distance(R.PAPER_FORM) == 0
     defaults = {k: DEFAULTS[k] for k in ("clustering", "coupling")}
@@ -98,8 +104,12 @@ def test_choose_setting_requires_stability_then_cost_then_the_papers_form():
     stable_paper = {"clustering": "ward", "coupling": "paper"}
     stable_norm = {"clustering": "ward", "coupling": "normalized"}
     costly = {"clustering": "spectral", "coupling": "paper", "n_clusters": 12}
-    data = (_rows("u", unstable, 0.05, 8) + _rows("wn", stable_norm, 0.30, 8) + _rows("wp", stable_paper, 0.30, 8)
-            + _rows("sp", costly, 0.30, 12))
+    data = (
+        _rows("u", unstable, 0.05, 8)
+        + _rows("wn", stable_norm, 0.30, 8)
+        + _rows("wp", stable_paper, 0.30, 8)
+        + _rows("sp", costly, 0.30, 12)
+    )
     stability = {"u": 0.77, "wp": 1.0, "wn": 1.0, "sp": 0.995}
     winner, table = R.choose_setting(data, stability)
     assert [r["value"] for r in table if r["value"] == "u"] == []  # far better, but not seed-stable

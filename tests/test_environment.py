@@ -23,7 +23,9 @@ def test_environment_yml_matches_pyproject():
     pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     assert len(pip_sections) == 1, "environment.yml needs exactly one pip section"
     from_env = {_norm(r) for r in pip_sections[0] if not r.startswith("-e")}
-    assert from_env == from_pyproject, f"only in environment.yml: {from_env - from_pyproject}; only in pyproject.toml: {from_pyproject - from_env}"
+    assert from_env == from_pyproject, (
+        f"only in environment.yml: {from_env - from_pyproject}; only in pyproject.toml: {from_pyproject - from_env}"
+    )
 
 
 def test_torch_is_pinned_to_the_local_build():

@@ -33,14 +33,36 @@ def run_cli(out, data_root, *extra, wait=True, module="camlab.harness_cli"):
 
 def test_cli_writes_the_csv_and_the_summary(tmp_path, data_root):
     out, summary = tmp_path / "r.csv", tmp_path / "s.csv"
-    res = run_cli(out, data_root, "--limit", "2", "--methods", "gradcam,clustercam:n_clusters=4", "--metrics", "drop,drop_unclipped,increase,deletion,coverage", "--n-steps", "4", "--summary", str(summary), "--reference", "gradcam")
+    res = run_cli(
+        out,
+        data_root,
+        "--limit",
+        "2",
+        "--methods",
+        "gradcam,clustercam:n_clusters=4",
+        "--metrics",
+        "drop,drop_unclipped,increase,deletion,coverage",
+        "--n-steps",
+        "4",
+        "--summary",
+        str(summary),
+        "--reference",
+        "gradcam",
+    )
     assert res.returncode == 0, res.stderr
     rows = read(out)
     assert [(r["image"][:9], r["method"]) for r in rows] == [
-        ("n01440764", "gradcam"), ("n01440764", "clustercam:n_clusters=4"), ("n01496331", "gradcam"), ("n01496331", "clustercam:n_clusters=4")
+        ("n01440764", "gradcam"),
+        ("n01440764", "clustercam:n_clusters=4"),
+        ("n01496331", "gradcam"),
+        ("n01496331", "clustercam:n_clusters=4"),
     ]
     assert all(0 <= float(r["drop"]) <= 1 and r["increase"] in ("0", "1") and r["insertion"] == "" for r in rows)
-    assert all(float(r["drop_unclipped"]) <= float(r["drop"]) and (float(r["drop_unclipped"]) == float(r["drop"])) == (float(r["drop"]) > 0) for r in rows)
+    assert all(
+        float(r["drop_unclipped"]) <= float(r["drop"])
+        and (float(r["drop_unclipped"]) == float(r["drop"])) == (float(r["drop"]) > 0)
+        for r in rows
+    )
     assert [int(r["n_forward"]) for r in rows] == [1, 5, 1, 5]
     assert "drop %" in res.stdout and "vs reference" in res.stdout and "clustercam:n_clusters=4" in res.stdout
     table = read(summary)
@@ -74,13 +96,46 @@ def test_killed_midway_resumes_without_recomputing(tmp_path, data_root):
 
 def test_two_torchrun_processes_match_one(tmp_path, data_root):
     single, multi = tmp_path / "single.csv", tmp_path / "multi.csv"
-    args = ["--images", str(data_root / "imagenet-dev"), "--limit", "5", "--methods", "gradcam,clustercam:n_clusters=3", "--metrics", "drop,increase,coverage", "--device", "cpu", "--no-progress"]
+    args = [
+        "--images",
+        str(data_root / "imagenet-dev"),
+        "--limit",
+        "5",
+        "--methods",
+        "gradcam,clustercam:n_clusters=3",
+        "--metrics",
+        "drop,increase,coverage",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([PY, "-m", "camlab.harness_cli", *args, "--out", str(single)], capture_output=True, text=True, env=env, timeout=900)
+    one = subprocess.run(
+        [PY, "-m", "camlab.harness_cli", *args, "--out", str(single)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "camlab.harness_cli", *args, "--out", str(multi)],
-        capture_output=True, text=True, env=env, timeout=900,
+        [
+            PY,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "camlab.harness_cli",
+            *args,
+            "--out",
+            str(multi),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     assert (tmp_path / "multi.csv.rank0.csv").is_file() and (tmp_path / "multi.csv.rank1.csv").is_file()
@@ -94,7 +149,9 @@ def test_bad_method_and_metric_names():
         E.parse_methods("gradcram")
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         M.check_metrics(["auc"])
-    assert E.parse_methods("clustercam:n_clusters=8;alpha=0.3") == [("clustercam:n_clusters=8;alpha=0.3", "clustercam", {"n_clusters": 8, "alpha": 0.3})]
+    assert E.parse_methods("clustercam:n_clusters=8;alpha=0.3") == [
+        ("clustercam:n_clusters=8;alpha=0.3", "clustercam", {"n_clusters": 8, "alpha": 0.3})
+    ]
 
 
 def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
@@ -134,13 +191,19 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
         (["--metrics", "drop,auc"], "unknown metric 'auc'"),
         (["--methods", "clustercam:alpha=abc"], "alpha must be in [0, 1], got 'abc'"),
         (["--methods", "clustercam:colour=1"], "colour"),
-        (["--reference", "scorecam", "--methods", "gradcam"], "--reference 'scorecam' is not one of the methods: gradcam"),
+        (
+            ["--reference", "scorecam", "--methods", "gradcam"],
+            "--reference 'scorecam' is not one of the methods: gradcam",
+        ),
         (["--n-steps", "0"], "--n-steps and --limit must be ≥ 1"),
         (["--limit", "many"], "invalid int value: 'many'"),
         (["--device", "tpu"], "tpu"),
         (["--model", "resnet9000"], "resnet9000"),
         (["--images", "/no/such/folder"], "no image folder at '/no/such/folder'"),
-        (["--methods", "clustercam:n_clusters=5000"], "clustercam:n_clusters=5000: "),  # out of range only for this layer
+        (
+            ["--methods", "clustercam:n_clusters=5000"],
+            "clustercam:n_clusters=5000: ",
+        ),  # out of range only for this layer
     ],
 )
 def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
@@ -156,7 +219,9 @@ def test_pointing_intervals_per_method_in_order():
     from camlab.evaluate import pointing_intervals
     from camlab.stats import mean_interval
 
-    rows = [{"method": m, "mass_inside": str(v)} for m, v in [("b", 0.9), ("a", 0.2), ("b", 0.7), ("a", 0.4), ("b", 0.8)]]
+    rows = [
+        {"method": m, "mass_inside": str(v)} for m, v in [("b", 0.9), ("a", 0.2), ("b", 0.7), ("a", 0.4), ("b", 0.8)]
+    ]
     got = pointing_intervals(rows)
     assert list(got) == ["b", "a"]
     assert got["b"] == mean_interval([0.9, 0.7, 0.8]) and got["a"] == mean_interval([0.2, 0.4])
@@ -188,7 +253,9 @@ def test_a_folder_of_plainly_named_photos_explains_the_top_1_class(tmp_path, dat
     Image.open(data_root / "multi-object" / "horses.jpg").save(photos / "horses.jpg")
     (photos / "notes.txt").write_text("not an image")
     out = tmp_path / "r.csv"
-    res = run_cli(out, data_root, "--images", str(photos), "--methods", "gradcam", "--metrics", "drop,increase", "--n-steps", "2")
+    res = run_cli(
+        out, data_root, "--images", str(photos), "--methods", "gradcam", "--metrics", "drop,increase", "--n-steps", "2"
+    )
     assert res.returncode == 0, res.stderr
     rows = read(out)
     assert [r["image"] for r in rows] == ["cat and dog.png", "horses.jpg"] and all(r["class_index"] == "" for r in rows)
@@ -221,9 +288,23 @@ def test_the_names_callers_import_from_camlab_evaluate_are_still_there():
     """benchmarks/, the notebooks and the tests import these from camlab.evaluate."""
     from camlab import harness_cli, results
 
-    names = ["FIELDS", "METRICS", "MethodSpec", "Rows", "evaluate", "explanation_rows", "format_table", "main",
-             "parse_methods", "pointing_game", "pointing_intervals", "pointing_tiles", "read_results", "read_skipped",
-             "summarize"]
+    names = [
+        "FIELDS",
+        "METRICS",
+        "MethodSpec",
+        "Rows",
+        "evaluate",
+        "explanation_rows",
+        "format_table",
+        "main",
+        "parse_methods",
+        "pointing_game",
+        "pointing_intervals",
+        "pointing_tiles",
+        "read_results",
+        "read_skipped",
+        "summarize",
+    ]
     assert [n for n in names if not hasattr(E, n)] == []
     assert E.read_results is results.read_results and E.FIELDS is results.FIELDS
     assert harness_cli.evaluate is E.evaluate

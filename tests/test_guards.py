@@ -5,13 +5,12 @@ import json
 
 import pytest
 import torch
+from toys import ConstantFeatures
 
 from camlab.masking import apply_masks, blur, make_baseline, score_masked
 from camlab.methods.base import BaseCAM
 from camlab.notebooks import strip_outputs
 from camlab.timing import time_call
-
-from toys import ConstantFeatures
 
 
 class NaNCAM(BaseCAM):
@@ -32,7 +31,9 @@ def test_a_non_finite_heatmap_is_caught_and_no_hook_stays():
 
 def test_every_baseline_form():
     x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(make_baseline(x, "zeros"), torch.zeros_like(x)) and torch.equal(make_baseline(x, None), torch.zeros_like(x))
+    assert torch.equal(make_baseline(x, "zeros"), torch.zeros_like(x)) and torch.equal(
+        make_baseline(x, None), torch.zeros_like(x)
+    )
     assert torch.equal(make_baseline(x, "blur"), blur(x))
     assert torch.equal(make_baseline(x, 0.25), torch.full_like(x, 0.25))
     colour = torch.tensor([0.1, -0.2, 0.3]).view(3, 1, 1)
@@ -42,12 +43,19 @@ def test_every_baseline_form():
     with pytest.raises(TypeError, match="baseline must be"):
         make_baseline(x, [0.0])
     # score_masked with a float baseline: X ⊙ M + X_b ⊙ (1 − M), scored by the model
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5)
+    ).eval()
     masks = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(1))
     owner, t = torch.tensor([0, 1, 1]), torch.tensor([2, 4])
     got = score_masked(model, x, masks, owner, t, baseline=0.25, normalize=False)
     with torch.no_grad():
-        direct = torch.stack([model(apply_masks(x[o], masks[k : k + 1], torch.full_like(x[o], 0.25)))[0].softmax(0)[t[o]] for k, o in enumerate(owner.tolist())])
+        direct = torch.stack(
+            [
+                model(apply_masks(x[o], masks[k : k + 1], torch.full_like(x[o], 0.25)))[0].softmax(0)[t[o]]
+                for k, o in enumerate(owner.tolist())
+            ]
+        )
     assert torch.allclose(got, direct, atol=1e-6)
 
 
@@ -63,7 +71,13 @@ def test_time_call_counts_and_takes_the_median():
 def test_strip_outputs(tmp_path):
     nb = {
         "cells": [
-            {"cell_type": "code", "source": "1+1", "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}}], "execution_count": 3, "metadata": {"papermill": {"duration": 1}}},
+            {
+                "cell_type": "code",
+                "source": "1+1",
+                "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}}],
+                "execution_count": 3,
+                "metadata": {"papermill": {"duration": 1}},
+            },
             {"cell_type": "markdown", "source": "# t", "metadata": {}},
         ],
         "metadata": {"papermill": {"parameters": {}}, "kernelspec": {"name": "python3"}},
@@ -95,9 +109,19 @@ def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
     monkeypatch.setenv("CAMLAB_KERNEL_ENV", "0")
     assert N.kernel_environment() == {}
     # importing camlab changes nothing in the environment
-    code = "import os, camlab, camlab.notebooks; print(any(k in os.environ for k in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'GOMP_SPINCOUNT')))"
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip() == "False"
+    code = (
+        "import os, camlab, camlab.notebooks; "
+        "print(any(k in os.environ for k in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'GOMP_SPINCOUNT')))"
+    )
+    env = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+    }
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_timing_summary_pairs_images_and_counts_passes_apart():

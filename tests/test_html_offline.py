@@ -13,7 +13,12 @@ from camlab.notebooks import MATHJAX_DIR, export_html
 
 pytestmark = pytest.mark.slow
 # no network at all: every host resolves to nothing and every connection goes to a closed port
-OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--allow-file-access-from-files"]
+OFFLINE = [
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--allow-file-access-from-files",
+]
 
 
 @pytest.fixture
@@ -29,7 +34,13 @@ def offline_browser():
 
 
 def notebook(path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Inline $E = X \\odot H$ and displayed\n$$\\text{drop} = \\frac{\\max(0, Y - O)}{Y}.$$")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(
+                "Inline $E = X \\odot H$ and displayed\n$$\\text{drop} = \\frac{\\max(0, Y - O)}{Y}.$$"
+            )
+        ]
+    )
     nbformat.write(nb, str(path))
     return path
 
@@ -37,10 +48,21 @@ def notebook(path):
 def typeset(driver, url, timeout: float = 30) -> tuple[int, str]:
     driver.get(url)
     try:
-        wait_for(lambda: driver.execute_script("return document.querySelectorAll('.MathJax_CHTML, .MathJax, .MathJax_Display').length") > 0, timeout, "MathJax to typeset")
+        wait_for(
+            lambda: (
+                driver.execute_script(
+                    "return document.querySelectorAll('.MathJax_CHTML, .MathJax, .MathJax_Display').length"
+                )
+                > 0
+            ),
+            timeout,
+            "MathJax to typeset",
+        )
     except AssertionError:
         pass  # the control: nothing typesets
-    count = driver.execute_script("return document.querySelectorAll('.MathJax_CHTML, .MathJax, .MathJax_Display').length")
+    count = driver.execute_script(
+        "return document.querySelectorAll('.MathJax_CHTML, .MathJax, .MathJax_Display').length"
+    )
     return int(count), driver.execute_script("return document.body.innerText")
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from toys import ConstantFeatures, SkipAround
 
 import camlab
 from camlab import METHODS, AblationCAM, GradCAMpp, GroupCAM, ScoreCAM, SmoothGradCAMpp
-from toys import ConstantFeatures, SkipAround
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -152,7 +152,10 @@ def _acts(model, x, layer):
 
 def test_scorecam_batches_and_batch_size_do_not_change_the_map(lite0, small_batch):
     together = ScoreCAM(lite0.module, "blocks.6", batch_size=7)(small_batch, targets=[1, 2])
-    apart = [ScoreCAM(lite0.module, "blocks.6", batch_size=64)(small_batch[i : i + 1], targets=[t]) for i, t in enumerate([1, 2])]
+    apart = [
+        ScoreCAM(lite0.module, "blocks.6", batch_size=64)(small_batch[i : i + 1], targets=[t])
+        for i, t in enumerate([1, 2])
+    ]
     assert torch.allclose(together.heatmaps, torch.cat([e.heatmaps for e in apart]), atol=1e-5)
     assert together.n_forward == sum(e.n_forward for e in apart)
 
@@ -310,5 +313,19 @@ def test_bad_options_are_clear_errors(lite0):
 
 
 def test_registry_names():
-    assert {"cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "ablationcam", "scorecam", "groupcam", "clustercam", "sobel"} <= set(METHODS)
+    assert {
+        "cam",
+        "gradcam",
+        "gradcampp",
+        "smoothgradcampp",
+        "xgradcam",
+        "layercam",
+        "hirescam",
+        "eigencam",
+        "ablationcam",
+        "scorecam",
+        "groupcam",
+        "clustercam",
+        "sobel",
+    } <= set(METHODS)
     assert all(cls.name == name for name, cls in METHODS.items())

@@ -74,7 +74,10 @@ def test_deletion_and_insertion(lite0, case, mode):
     n_steps = 8
     # distinct heatmap values, so the order of the pixels does not depend on how ties are broken
     # (the method's map, ties broken at random, turned into evenly spaced ranks in [0, 1])
-    key = h.double().flatten(1) + torch.rand(h.flatten(1).shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1e-9
+    key = (
+        h.double().flatten(1)
+        + torch.rand(h.flatten(1).shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1e-9
+    )
     h = (key.argsort(1).argsort(1).float() / (key.shape[1] - 1)).view_as(h)
     assert all(v.unique().numel() == v.numel() for v in h.flatten(1))
     curves = getattr(M, mode)(lite0.module, x, h, t, n_steps=n_steps)

@@ -77,7 +77,10 @@ def test_unknown_model_lists_the_names():
         assert name in str(err.value)
 
 
-@pytest.mark.parametrize("name, layer, channels", [("alexnet", "features.11", 256), ("vgg16", "features.29", 512), ("resnet50", "layer4", 2048)])
+@pytest.mark.parametrize(
+    "name, layer, channels",
+    [("alexnet", "features.11", 256), ("vgg16", "features.29", 512), ("resnet50", "layer4", 2048)],
+)
 def test_torchvision_models_with_random_weights(name, layer, channels):
     clf = camlab.load_model(name, device="cpu", weights=None)
     assert clf.target_layer == layer and clf.name == name

@@ -17,19 +17,49 @@ NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
 SMALL = {
     "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu", "model": "efficientnet_lite2"},
     "04_spectral_clustering": {"n_clusters": 4, "n_eigvecs": 2, "sigma": 30.0},
-    "05_cluster_cam": {"n_images": 1, "layer": "blocks.6", "with_score_cam": False, "clustering": "spectral", "n_clusters": 4, "alpha": 0.7, "n_seed_images": 4},
-    "06_ablations": {
-        "n_images": 1, "layer": "blocks.6", "models": ["efficientnet_lite0"], "fig_classes": ["indigo bunting"],
-        "alphas": [0.2, 0.8], "qs": [2, 3], "ks": [1, 2], "n_composites": 1, "stability_seeds": 2, "n_steps": 2,
+    "05_cluster_cam": {
+        "n_images": 1,
+        "layer": "blocks.6",
+        "with_score_cam": False,
+        "clustering": "spectral",
+        "n_clusters": 4,
+        "alpha": 0.7,
+        "n_seed_images": 4,
     },
-    "09_efficiency": {"n_images": 1, "device": "cpu", "methods": ["gradcam", "clustercam"], "layers": ["blocks.6", "bn2"], "layer_methods": ["gradcam", "clustercam"], "q_values": [2, 4]},
+    "06_ablations": {
+        "n_images": 1,
+        "layer": "blocks.6",
+        "models": ["efficientnet_lite0"],
+        "fig_classes": ["indigo bunting"],
+        "alphas": [0.2, 0.8],
+        "qs": [2, 3],
+        "ks": [1, 2],
+        "n_composites": 1,
+        "stability_seeds": 2,
+        "n_steps": 2,
+    },
+    "09_efficiency": {
+        "n_images": 1,
+        "device": "cpu",
+        "methods": ["gradcam", "clustercam"],
+        "layers": ["blocks.6", "bn2"],
+        "layer_methods": ["gradcam", "clustercam"],
+        "q_values": [2, 4],
+    },
 }
 
 
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_vanilla_cam", "02_gradient_cams", "03_gradient_free_cams", "04_spectral_clustering",
-        "05_cluster_cam", "06_ablations", "07_evaluation_metrics", "08_sanity_checks", "09_efficiency",
+        "01_vanilla_cam",
+        "02_gradient_cams",
+        "03_gradient_free_cams",
+        "04_spectral_clustering",
+        "05_cluster_cam",
+        "06_ablations",
+        "07_evaluation_metrics",
+        "08_sanity_checks",
+        "09_efficiency",
     ]
 
 

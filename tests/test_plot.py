@@ -34,7 +34,9 @@ def test_map_correlation_and_near_identical_groups():
     flat = torch.ones(3, 7, 7)
     assert torch.allclose(map_correlation(a, 3 * a + 2), torch.ones(3), atol=1e-6)
     assert torch.equal(map_correlation(a, flat), torch.zeros(3))  # a constant map: 0, never NaN
-    expected = torch.tensor([float(torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1]) for u, v in zip(a, b)])
+    expected = torch.tensor(
+        [float(torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1]) for u, v in zip(a, b)]
+    )
     assert torch.allclose(map_correlation(a, b), expected, atol=1e-5)
     r = correlation_matrix({"a": a, "a2": 2 * a, "b": b, "b2": b + 1e-3 * a})
     assert r.shape == (4, 4, 3)

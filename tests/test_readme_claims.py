@@ -54,24 +54,46 @@ def sanity_mean(method: str, column: str = "spearman", csv_name: str = "sanity_e
 KMEANS8 = "clustercam:alpha=0.8;clustering=kmeans;coupling=normalized;n_clusters=8"
 CLAIMS = {
     # Table 1 on 200 images (Step 8), percentage points
-    "lite0 drop, Cluster-CAM − Grad-CAM": lambda: quoted(difference("table1_efficientnet_lite0.csv", "clustercam", "gradcam", "drop"), 1, 100),
-    "lite0 drop, K-means Q = 8 − Grad-CAM": lambda: quoted(difference("table1_efficientnet_lite0.csv", KMEANS8, "gradcam", "drop"), 1, 100),
-    "lite0 increase, Cluster-CAM − Grad-CAM": lambda: quoted(difference("table1_efficientnet_lite0.csv", "clustercam", "gradcam", "increase"), 1, 100),
-    "lite2 drop, Cluster-CAM − Grad-CAM": lambda: quoted(difference("table1_efficientnet_lite2.csv", "clustercam", "gradcam", "drop"), 1, 100),
-    "lite2 increase, Cluster-CAM − Grad-CAM": lambda: quoted(difference("table1_efficientnet_lite2.csv", "clustercam", "gradcam", "increase"), 1, 100),
-    "lite2 drop, Cluster-CAM − Score-CAM": lambda: quoted(difference("table1_efficientnet_lite2.csv", "clustercam", "scorecam", "drop"), 1, 100),
-    "lite2 drop, Cluster-CAM − Group-CAM": lambda: quoted(difference("table1_efficientnet_lite2.csv", "clustercam", "groupcam", "drop"), 1, 100),
+    "lite0 drop, Cluster-CAM − Grad-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite0.csv", "clustercam", "gradcam", "drop"), 1, 100
+    ),
+    "lite0 drop, K-means Q = 8 − Grad-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite0.csv", KMEANS8, "gradcam", "drop"), 1, 100
+    ),
+    "lite0 increase, Cluster-CAM − Grad-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite0.csv", "clustercam", "gradcam", "increase"), 1, 100
+    ),
+    "lite2 drop, Cluster-CAM − Grad-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite2.csv", "clustercam", "gradcam", "drop"), 1, 100
+    ),
+    "lite2 increase, Cluster-CAM − Grad-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite2.csv", "clustercam", "gradcam", "increase"), 1, 100
+    ),
+    "lite2 drop, Cluster-CAM − Score-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite2.csv", "clustercam", "scorecam", "drop"), 1, 100
+    ),
+    "lite2 drop, Cluster-CAM − Group-CAM": lambda: quoted(
+        difference("table1_efficientnet_lite2.csv", "clustercam", "groupcam", "drop"), 1, 100
+    ),
     # the sanity checks (Step 10)
     "sanity: Cluster-CAM, all blocks random": lambda: quoted(sanity_mean("clustercam"), 2),
     "sanity: Grad-CAM, all blocks random": lambda: quoted(sanity_mean("gradcam"), 2),
     "sanity: Grad-CAM++, all blocks random": lambda: quoted(sanity_mean("gradcampp"), 2),
     "sanity: Cluster-CAM |Spearman|": lambda: quoted(sanity_mean("clustercam", "spearman_abs"), 2),
-    "random logit: Cluster-CAM": lambda: quoted(sanity_mean("clustercam", csv_name="random_logit_efficientnet_lite0.csv"), 2),
+    "random logit: Cluster-CAM": lambda: quoted(
+        sanity_mean("clustercam", csv_name="random_logit_efficientnet_lite0.csv"), 2
+    ),
     "random logit: Grad-CAM": lambda: quoted(sanity_mean("gradcam", csv_name="random_logit_efficientnet_lite0.csv"), 2),
     # Table 1 with every metric (Step 10)
-    "ROAD, Cluster-CAM − Grad-CAM": lambda: quoted(difference("table1v2_efficientnet_lite0.csv", "clustercam", "gradcam", "road"), 3),
-    "ROAD, Cluster-CAM − Score-CAM": lambda: quoted(difference("table1v2_efficientnet_lite0.csv", "clustercam", "scorecam", "road"), 3),
-    "gain, Cluster-CAM − Grad-CAM": lambda: quoted(difference("table1v2_efficientnet_lite0.csv", "clustercam", "gradcam", "gain"), 1, 100),
+    "ROAD, Cluster-CAM − Grad-CAM": lambda: quoted(
+        difference("table1v2_efficientnet_lite0.csv", "clustercam", "gradcam", "road"), 3
+    ),
+    "ROAD, Cluster-CAM − Score-CAM": lambda: quoted(
+        difference("table1v2_efficientnet_lite0.csv", "clustercam", "scorecam", "road"), 3
+    ),
+    "gain, Cluster-CAM − Grad-CAM": lambda: quoted(
+        difference("table1v2_efficientnet_lite0.csv", "clustercam", "gradcam", "gain"), 1, 100
+    ),
 }
 
 

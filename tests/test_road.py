@@ -2,7 +2,6 @@
 and random tie-breaking, against the ROAD authors' imputation (as pytorch-grad-cam ships it),
 pytorch-grad-cam's ROAD metric and direct computations."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -33,7 +32,9 @@ def test_imputation_equals_the_road_authors_with_kept_pixels_untouched(case):
     removed = torch.stack([(ranks[b] < round(p * n)).view(h.shape[1:]) for b in range(2) for p in (0.1, 0.5, 0.9)])
     owner = torch.arange(2).repeat_interleave(3)
     ours = M.noisy_linear_impute(x[owner], removed, noise=0.0)
-    ref = torch.stack([road_ref.NoisyLinearImputer(noise=0.0)(x[o].contiguous(), (~removed[k]).float()) for k, o in enumerate(owner)])
+    ref = torch.stack(
+        [road_ref.NoisyLinearImputer(noise=0.0)(x[o].contiguous(), (~removed[k]).float()) for k, o in enumerate(owner)]
+    )
     assert (ours - ref).abs().max() <= 1e-3
     kept = ~removed[:, None].expand_as(ours)
     assert torch.equal(ours[kept], x[owner][kept])
@@ -92,7 +93,9 @@ def test_road_equals_pytorch_grad_cams_combined_road(lite0, case, monkeypatch):
     jitter = torch.rand(h[:1].shape, generator=torch.Generator().manual_seed(0))
     h = 0.999 * h[:1] + 0.001 * jitter  # no ties
     ours = M.road(lite0.module, x, h, t, noise=0.0)
-    theirs = road_ref.ROADCombined()(x.contiguous(), h.numpy(), [ClassifierOutputSoftmaxTarget(int(t[0]))], lite0.module)
+    theirs = road_ref.ROADCombined()(
+        x.contiguous(), h.numpy(), [ClassifierOutputSoftmaxTarget(int(t[0]))], lite0.module
+    )
     assert abs(float(ours.score[0]) - float(theirs[0])) <= 1e-3
 
 
@@ -105,7 +108,9 @@ def test_road_curves_equal_a_direct_computation(lite0, case):
         for k, p in enumerate((0.3, 0.7)):
             for curve, removed in ((r.morf, ranks[b] < round(p * n)), (r.lerf, ranks[b] >= n - round(p * n))):
                 filled = road_ref.NoisyLinearImputer(noise=0.0)(x[b].contiguous(), (~removed.view(h.shape[1:])).float())
-                assert float(curve[b, k]) == pytest.approx(float(probs(lite0.module, filled[None], t[b : b + 1])[0]), abs=1e-4)
+                assert float(curve[b, k]) == pytest.approx(
+                    float(probs(lite0.module, filled[None], t[b : b + 1])[0]), abs=1e-4
+                )
     assert torch.allclose(r.score, (r.lerf.mean(1) - r.morf.mean(1)) / 2)
 
 
@@ -123,7 +128,9 @@ def test_average_gain(lite0, case):
     o = probs(lite0.module, x * h[:, None], t)
     ref = (o - y).clamp_min(0) / (1 - y)
     assert torch.allclose(M.average_gain(lite0.module, x, h, t), ref, atol=1e-5)
-    assert torch.allclose(M._gain(torch.tensor([1.0, 0.5]), torch.tensor([1.0, 0.25])), torch.zeros(2))  # Y = 1: 0, not NaN
+    assert torch.allclose(
+        M._gain(torch.tensor([1.0, 0.5]), torch.tensor([1.0, 0.25])), torch.zeros(2)
+    )  # Y = 1: 0, not NaN
 
 
 def test_equal_area_metrics_are_drop_increase_and_gain_of_the_binarised_map(lite0, case):

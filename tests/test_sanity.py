@@ -52,9 +52,13 @@ def cascading(lite0, real_batch):
     model = lite0.module
     before = {k: v.clone() for k, v in model.state_dict().items()}
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-    rows = {m: S.model_randomization(m, model, "bn2", real_batch, mode="cascading", seed=0) for m in ("gradcam", "sobel")}
+    rows = {
+        m: S.model_randomization(m, model, "bn2", real_batch, mode="cascading", seed=0) for m in ("gradcam", "sobel")
+    }
     after = {k: v for k, v in model.state_dict().items()}
-    hooks_after = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+    hooks_after = sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()
+    )
     return rows, before, after, hooks, hooks_after
 
 
@@ -80,7 +84,9 @@ def test_the_callers_model_is_left_unchanged(cascading):
 def test_independent_randomisation_touches_one_block(lite0, real_batch):
     """EigenCAM at bn2 never looks at the classifier: re-initialising it alone leaves the map as
     it was, while re-initialising the last convolution changes it."""
-    rows = S.model_randomization("eigencam", lite0.module, "bn2", real_batch[:2], mode="independent", blocks=["classifier", "conv_head"])
+    rows = S.model_randomization(
+        "eigencam", lite0.module, "bn2", real_batch[:2], mode="independent", blocks=["classifier", "conv_head"]
+    )
     by = {r["block"]: [] for r in rows}
     for r in rows:
         by[r["block"]].append(r["spearman"])
@@ -92,7 +98,9 @@ def test_random_logit(lite0, real_batch):
     grad = S.random_logit("gradcam", lite0.module, "bn2", real_batch, seed=0)
     eig = S.random_logit("eigencam", lite0.module, "bn2", real_batch, seed=0)
     assert all(r["other"] != r["target"] for r in grad)
-    assert [r["other"] for r in grad] == [r["other"] for r in S.random_logit("gradcam", lite0.module, "bn2", real_batch, seed=0)]
+    assert [r["other"] for r in grad] == [
+        r["other"] for r in S.random_logit("gradcam", lite0.module, "bn2", real_batch, seed=0)
+    ]
     assert np.mean([r["spearman"] for r in grad]) < 0.9  # Grad-CAM is class-specific
     assert min(r["spearman"] for r in eig) == pytest.approx(1.0)  # EigenCAM is not
 

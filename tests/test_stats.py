@@ -11,7 +11,14 @@ from camlab import stats as S
 
 
 def scipy_interval(values, method="BCa"):
-    ci = ss.bootstrap((np.asarray(values, float),), np.mean, confidence_level=0.95, n_resamples=S.N_RESAMPLES, method=method, random_state=np.random.default_rng(0)).confidence_interval
+    ci = ss.bootstrap(
+        (np.asarray(values, float),),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=S.N_RESAMPLES,
+        method=method,
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
     return ci.low, ci.high
 
 
@@ -63,17 +70,41 @@ def test_summarize_columns_and_values():
     ref = rng.uniform(0.1, 0.9, 30)
     rows = []
     for i, r in enumerate(ref):
-        rows.append({"image": f"im{i}", "method": "gradcam", "drop": f"{r:.6g}", "increase": "0", "n_forward": "1", "seconds": "0.01"})
-        rows.append({"image": f"im{i}", "method": "clustercam", "drop": f"{r * 0.8:.6g}", "increase": str(i % 2), "n_forward": "9", "seconds": "0.05"})
-    rows.append({"image": "extra", "method": "clustercam", "drop": "0.5", "increase": "1", "n_forward": "9", "seconds": "0.05"})  # no reference row: not paired
+        rows.append(
+            {
+                "image": f"im{i}",
+                "method": "gradcam",
+                "drop": f"{r:.6g}",
+                "increase": "0",
+                "n_forward": "1",
+                "seconds": "0.01",
+            }
+        )
+        rows.append(
+            {
+                "image": f"im{i}",
+                "method": "clustercam",
+                "drop": f"{r * 0.8:.6g}",
+                "increase": str(i % 2),
+                "n_forward": "9",
+                "seconds": "0.05",
+            }
+        )
+    rows.append(
+        {"image": "extra", "method": "clustercam", "drop": "0.5", "increase": "1", "n_forward": "9", "seconds": "0.05"}
+    )  # no reference row: not paired
     table = E.summarize(rows, reference="gradcam", skipped={"bad.JPEG": "cannot read"})
     by = {r["method"]: r for r in table}
     cc = by["clustercam"]
     values = [float(r["drop"]) for r in rows if r["method"] == "clustercam"]
     assert cc["images"] == 31 and cc["n_forward"] == 9 and cc["skipped"] == 1
     assert (cc["drop"], cc["drop_lo"], cc["drop_hi"]) == pytest.approx((np.mean(values), *scipy_interval(values)))
-    paired = np.array([float(r["drop"]) for r in rows if r["method"] == "clustercam"][:30]) - np.array([float(f"{r:.6g}") for r in ref])
-    assert (cc["drop_diff"], cc["drop_diff_lo"], cc["drop_diff_hi"]) == pytest.approx((paired.mean(), *scipy_interval(paired)))
+    paired = np.array([float(r["drop"]) for r in rows if r["method"] == "clustercam"][:30]) - np.array(
+        [float(f"{r:.6g}") for r in ref]
+    )
+    assert (cc["drop_diff"], cc["drop_diff_lo"], cc["drop_diff_hi"]) == pytest.approx(
+        (paired.mean(), *scipy_interval(paired))
+    )
     assert cc["drop_p"] == pytest.approx(ss.wilcoxon(paired).pvalue)
     assert cc["increase"] == pytest.approx(16 / 31)
     assert by["gradcam"]["drop_diff"] == 0 and by["gradcam"]["drop_p"] == 1.0
@@ -91,7 +122,14 @@ def test_ratio_interval_is_scipys_paired_bootstrap():
     fast = slow / 10 * rng.uniform(0.9, 1.1, 40)
     iv = S.ratio_interval(slow, fast)
     assert iv.mean == pytest.approx(slow.mean() / fast.mean())
-    ci = ss.bootstrap((slow, fast), lambda u, v, axis=-1: u.mean(axis) / v.mean(axis), paired=True, n_resamples=S.N_RESAMPLES, method="percentile", random_state=np.random.default_rng(0)).confidence_interval
+    ci = ss.bootstrap(
+        (slow, fast),
+        lambda u, v, axis=-1: u.mean(axis) / v.mean(axis),
+        paired=True,
+        n_resamples=S.N_RESAMPLES,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
     assert (iv.lo, iv.hi) == pytest.approx((ci.low, ci.high))
     assert 9 < iv.lo < iv.mean < iv.hi < 11
 

@@ -71,7 +71,9 @@ def test_deletion_and_insertion_by_hand(toy):
     assert float(d.auc[0]) == pytest.approx(area, abs=1e-6)
     # insertion into the blurred image: a constant image blurs to itself, so every step scores σ(2)
     i = M.insertion(toy, x, H, [0], n_steps=4)
-    assert i.scores[0].tolist() == pytest.approx([sigmoid(A)] * 5, abs=1e-6) and float(i.auc[0]) == pytest.approx(sigmoid(A), abs=1e-6)
+    assert i.scores[0].tolist() == pytest.approx([sigmoid(A)] * 5, abs=1e-6) and float(i.auc[0]) == pytest.approx(
+        sigmoid(A), abs=1e-6
+    )
     # insertion on a non-constant image: step 0 is the blurred image alone, step 4 the image itself
     x = image([[4, 0], [0, 0]])
     i = M.insertion(toy, x, H, [0], n_steps=4)

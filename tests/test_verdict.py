@@ -9,13 +9,24 @@ from camlab import verdict as V
 def rows_for(values):
     methods = list(values)
     n = len(next(iter(values.values()))["drop"])
-    return [{"image": f"i{k}", "method": m, **{x: str(values[m][x][k]) for x in values[m]}} for k in range(n) for m in methods]
+    return [
+        {"image": f"i{k}", "method": m, **{x: str(values[m][x][k]) for x in values[m]}}
+        for k in range(n)
+        for m in methods
+    ]
 
 
 def test_aliases_and_the_direction_of_better():
     rng = np.random.default_rng(0)
     a = {"drop": rng.random(40) * 0.5, "gain": rng.random(40) * 0.1}
-    rows = rows_for({"gradcam": a, "xgradcam": {k: v + 1e-9 for k, v in a.items()}, "better": {"drop": a["drop"] - 0.2, "gain": a["gain"] + 0.3}, "noise": {"drop": a["drop"] + rng.normal(0, 0.01, 40), "gain": a["gain"]}})
+    rows = rows_for(
+        {
+            "gradcam": a,
+            "xgradcam": {k: v + 1e-9 for k, v in a.items()},
+            "better": {"drop": a["drop"] - 0.2, "gain": a["gain"] + 0.3},
+            "noise": {"drop": a["drop"] + rng.normal(0, 0.01, 40), "gain": a["gain"]},
+        }
+    )
     kept, aliases = V.distinct_methods(rows, ["drop", "gain"])
     assert kept == ["gradcam", "better", "noise"] and aliases == {"xgradcam": "gradcam"}
     c = V.compare(rows, "better", "gradcam", ["drop", "gain"])
@@ -53,12 +64,19 @@ def test_a_claim_is_reproduced_contradicted_or_not_separated():
     rng = np.random.default_rng(2)
     a = {"drop": rng.random(40) * 0.5, "increase": rng.random(40)}
     noise = rng.normal(0, 0.01, 40)
-    rows = rows_for({"ref": a, "good": {"drop": a["drop"] - 0.2, "increase": a["increase"] + 0.3}, "half": {"drop": a["drop"] - 0.2, "increase": a["increase"] + noise - noise.mean()},
-                     "bad": {"drop": a["drop"] + 0.2, "increase": a["increase"] + 0.3}})
+    rows = rows_for(
+        {
+            "ref": a,
+            "good": {"drop": a["drop"] - 0.2, "increase": a["increase"] + 0.3},
+            "half": {"drop": a["drop"] - 0.2, "increase": a["increase"] + noise - noise.mean()},
+            "bad": {"drop": a["drop"] + 0.2, "increase": a["increase"] + 0.3},
+        }
+    )
     assert V.claim(V.compare(rows, "good", "ref", ["drop", "increase"])) == "reproduced"
     assert V.claim(V.compare(rows, "half", "ref", ["drop", "increase"])) == "not separated"
     assert V.claim(V.compare(rows, "half", "ref", ["drop", "increase"]), ["drop"]) == "reproduced"
-    assert V.claim(V.compare(rows, "bad", "ref", ["drop", "increase"])) == "contradicted"  # better on increase, worse on drop
+    assert (
+        V.claim(V.compare(rows, "bad", "ref", ["drop", "increase"])) == "contradicted"
+    )  # better on increase, worse on drop
     with pytest.raises(ValueError, match="not compared: deletion"):
         V.claim(V.compare(rows, "good", "ref", ["drop"]), ["deletion"])
-

@@ -22,7 +22,9 @@ def two_images(lite0, real_batch, monkeypatch):
     """An explorer over two images of different sizes: a photo and a two-tile composite."""
     monkeypatch.delenv(HEADLESS, raising=False)
     composite = torch.cat([real_batch[1:2], real_batch[2:3]], dim=-1)  # 224×448: the cat beside the towel
-    return ClusterExplorer(lite0.module, [real_batch[:1], composite], "blocks.6", names=["tench", "cat | towel"], top_k=3)
+    return ClusterExplorer(
+        lite0.module, [real_batch[:1], composite], "blocks.6", names=["tench", "cat | towel"], top_k=3
+    )
 
 
 class PassCounter:
@@ -52,7 +54,11 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     box = explorer.widget(image, categories=lite0.categories)
     c = explorer.controls
     assert box.children and c["n_clusters"].value == Q
-    assert c["clustering"].options == ("kmeans", "spectral", "ward") and c["coupling"].options == ("normalized", "paper", "weighted")
+    assert c["clustering"].options == ("kmeans", "spectral", "ward") and c["coupling"].options == (
+        "normalized",
+        "paper",
+        "weighted",
+    )
     # the sliders act when released, not on every step of a drag (each step would refit)
     assert all(c[name].continuous_update is False for name in SLIDERS)
 
@@ -80,7 +86,9 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     assert len(spectra) == 1 and explorer.fitted.cache.spectra == spectra
     assert explorer.image_forwards == 1
     assert explorer.masked_forwards <= before + 2 * 4
-    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.3)(real_batch[:1])
+    direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.3)(
+        real_batch[:1]
+    )
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
 
     c["clustering"].value = "ward"  # seed-free: the same map as a direct call
@@ -111,10 +119,14 @@ def test_the_target_menu_switches_the_class_at_the_price_of_new_scores(lite0, re
             menu.value = cls
         e = explorer.explanation
         assert int(e.targets[0]) == cls == explorer.target
-        assert sum(calls.images) == explorer.masked_forwards - before == (0 if k == 0 else Q)  # new scores only; no image pass
+        assert (
+            sum(calls.images) == explorer.masked_forwards - before == (0 if k == 0 else Q)
+        )  # new scores only; no image pass
         assert explorer.image_forwards == 1
         direct = camlab.ClusterCAM(lite0.module, "blocks.6")(real_batch[:1], targets=[cls])
-        assert torch.equal(e.labels, direct.labels) and torch.allclose(e.cluster_scores, direct.cluster_scores, atol=1e-5)
+        assert torch.equal(e.labels, direct.labels) and torch.allclose(
+            e.cluster_scores, direct.cluster_scores, atol=1e-5
+        )
         assert (int(e.base[0]), int(e.scissors[0])) == (int(direct.base[0]), int(direct.scissors[0]))
         assert torch.allclose(e.heatmaps, direct.heatmaps, atol=1e-5)
         seen[cls] = (int(e.base[0]), int(e.scissors[0]), e.heatmaps)
@@ -128,7 +140,11 @@ def test_the_target_menu_switches_the_class_at_the_price_of_new_scores(lite0, re
         menu.value = offered[0][0]  # back to a class already explained: free, and the same map
         explorer.controls["alpha"].value = 0.5  # α on a switched target: still free
     assert not calls.images and explorer.masked_forwards == done
-    assert torch.allclose(explorer.explanation.heatmaps, camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.5)(real_batch[:1]).heatmaps, atol=1e-5)
+    assert torch.allclose(
+        explorer.explanation.heatmaps,
+        camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.5)(real_batch[:1]).heatmaps,
+        atol=1e-5,
+    )
     assert torch.equal(explorer.explanation.base, first.base)
 
     explorer.controls["n_clusters"].value = 6  # Q on a switched target refits that target only
@@ -147,7 +163,10 @@ def test_the_image_menu(lite0, real_batch, two_images):
     shown = [lite0.unnormalize(real_batch[0]), lite0.unnormalize(composite)[0]]
     ex.widget(shown, categories=lite0.categories)
     c = ex.controls
-    assert [v for _, v in c["image"].options] == [0, 1] and [n for n, _ in c["image"].options] == ["tench", "cat | towel"]
+    assert [v for _, v in c["image"].options] == [0, 1] and [n for n, _ in c["image"].options] == [
+        "tench",
+        "cat | towel",
+    ]
     first_menu = [v for _, v in c["target"].options]
     assert ex.image_forwards == 1 and ex.masked_forwards == Q
 
@@ -155,9 +174,16 @@ def test_the_image_menu(lite0, real_batch, two_images):
     direct = camlab.ClusterCAM(lite0.module, "blocks.6")(composite)
     assert ex.settings["image"] == 1 and ex.target == int(direct.targets[0])
     assert ex.image_forwards == 2 and ex.masked_forwards == 2 * Q
-    assert torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-5) and ex.explanation.heatmaps.shape[-1] == 448
+    assert (
+        torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-5) and ex.explanation.heatmaps.shape[-1] == 448
+    )
     menu = [v for _, v in c["target"].options]
-    assert menu == [k for k, _ in ex.classes(1)] and len(menu) == 3 and menu != first_menu and c["target"].value == ex.target
+    assert (
+        menu == [k for k, _ in ex.classes(1)]
+        and len(menu) == 3
+        and menu != first_menu
+        and c["target"].value == ex.target
+    )
     assert "cat | towel: target" in ex.caption(lite0.categories)
 
     second = menu[1]  # the other object of the composite, or a near class
@@ -197,7 +223,10 @@ def test_target_caption_names_the_prediction_only_when_it_differs():
     text = target_caption(probs, 2, ["a", "b", "c"], name="photo")
     assert text == "photo: target c (p = 0.25); the model predicts b (p = 0.70)"
     assert target_caption(probs, 0) == "target class 0 (p = 0.05); the model predicts class 1 (p = 0.70)"
-    assert target_caption(probs, 0, sep="\n").split("\n") == ["target class 0 (p = 0.05)", "the model predicts class 1 (p = 0.70)"]
+    assert target_caption(probs, 0, sep="\n").split("\n") == [
+        "target class 0 (p = 0.05)",
+        "the model predicts class 1 (p = 0.70)",
+    ]
 
 
 def test_explorer_errors(lite0, real_batch, explorer, two_images):

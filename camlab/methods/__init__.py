@@ -17,7 +17,21 @@ from .sobel import SobelCAM
 
 METHODS: dict[str, type[BaseCAM]] = {
     m.name: m
-    for m in (CAM, GradCAM, GradCAMpp, SmoothGradCAMpp, XGradCAM, LayerCAM, HiResCAM, EigenCAM, AblationCAM, ScoreCAM, GroupCAM, ClusterCAM, SobelCAM)
+    for m in (
+        CAM,
+        GradCAM,
+        GradCAMpp,
+        SmoothGradCAMpp,
+        XGradCAM,
+        LayerCAM,
+        HiResCAM,
+        EigenCAM,
+        AblationCAM,
+        ScoreCAM,
+        GroupCAM,
+        ClusterCAM,
+        SobelCAM,
+    )
 }
 
 __all__ = [

@@ -37,21 +37,32 @@ def check_input(x: Any, module: nn.Module | None = None) -> torch.Tensor:
     """Insist on a finite floating B×C×H×W tensor; with ``module``, one whose dtype and channel
     count the model accepts. Every error says what to do."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor batch B×3×H×W, not {type(x).__name__}; use classifier.preprocess(images)")
+        raise TypeError(
+            f"x must be a torch.Tensor batch B×3×H×W, not {type(x).__name__}; use classifier.preprocess(images)"
+        )
     if x.dim() != 4:
         hint = " (for one image use x.unsqueeze(0))" if x.dim() == 3 else ""
         raise ValueError(f"x must be a 4-D batch B×3×H×W; got a {x.dim()}-D tensor of shape {tuple(x.shape)}{hint}")
     if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, not {x.dtype}; use classifier.preprocess(images), which normalises them")
+        raise TypeError(
+            f"x must be a floating-point tensor, not {x.dtype}; "
+            "use classifier.preprocess(images), which normalises them"
+        )
     if x.shape[0] == 0:
         raise ValueError("x is an empty batch")
     bad = int((~torch.isfinite(x)).sum())
     if bad:
-        raise ValueError(f"x contains {bad} NaN or infinite value(s); a CAM of a non-finite input means nothing — check the preprocessing")
+        raise ValueError(
+            f"x contains {bad} NaN or infinite value(s); "
+            "a CAM of a non-finite input means nothing — check the preprocessing"
+        )
     if module is not None:
         weight = next((p for p in module.parameters() if p.is_floating_point()), None)
         if weight is not None and weight.dtype != x.dtype:
-            raise TypeError(f"x is {x.dtype} but the model's weights are {weight.dtype}: convert the batch with x.to({weight.dtype})")
+            raise TypeError(
+                f"x is {x.dtype} but the model's weights are {weight.dtype}: "
+                f"convert the batch with x.to({weight.dtype})"
+            )
         conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
         if conv is not None and x.shape[1] != conv.in_channels:
             raise ValueError(
@@ -69,13 +80,17 @@ def resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=1)
     t = torch.as_tensor(targets)
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
-        raise TypeError(f"targets are class indices and must be integers, got {targets!r}; pass e.g. targets=3 or targets=[3, 7]")
+        raise TypeError(
+            f"targets are class indices and must be integers, got {targets!r}; pass e.g. targets=3 or targets=[3, 7]"
+        )
     t = (t.expand(batch) if t.dim() == 0 else t).long().flatten()  # one class for the whole batch, or one per image
     if t.numel() != batch:
         raise ValueError(f"targets has {t.numel()} entries for a batch of {batch} images")
     bad = t[(t < 0) | (t >= n_classes)]
     if bad.numel():
-        raise ValueError(f"target class {int(bad[0])} is out of range: the model has {n_classes} classes (0 … {n_classes - 1})")
+        raise ValueError(
+            f"target class {int(bad[0])} is out of range: the model has {n_classes} classes (0 … {n_classes - 1})"
+        )
     return t.to(logits.device)
 
 
@@ -167,7 +182,8 @@ class BaseCAM:
         self.check_network()
         if self.needs_gradients and torch.is_inference_mode_enabled():
             raise RuntimeError(
-                f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids: call it outside that block "
+                f"{type(self).__name__} needs gradients, which torch.inference_mode() forbids: "
+                "call it outside that block "
                 "(inside torch.no_grad() is fine: camlab turns gradients on for its own pass)"
             )
         if x.is_inference():  # made under inference_mode: a normal copy can take part in autograd
@@ -175,7 +191,8 @@ class BaseCAM:
         flat = x.flatten(1)
         if bool((flat.amax(1) == flat.amin(1)).any()):
             warnings.warn(
-                "a constant image is in the batch (every pixel the same value): there is nothing in it for a heatmap to point at",
+                "a constant image is in the batch (every pixel the same value): "
+                "there is nothing in it for a heatmap to point at",
                 UserWarning,
                 stacklevel=3,
             )
@@ -194,11 +211,14 @@ class BaseCAM:
                 grads = cap.grad(logits.gather(1, t[:, None]).sum()).detach()
             acts = cap.activations.detach()
         if acts.dim() != 4:
-            raise ValueError(f"layer {self.layer_name!r} outputs shape {tuple(acts.shape)}; CAM methods need B×N×h×w feature maps")
+            raise ValueError(
+                f"layer {self.layer_name!r} outputs shape {tuple(acts.shape)}; CAM methods need B×N×h×w feature maps"
+            )
         if acts.shape[-2:].numel() == 1:
             warnings.warn(
-                f"layer {self.layer_name!r} gives 1×1 maps for a {x.shape[-2]}×{x.shape[-1]} input: every CAM of it is constant and the "
-                "heatmap says nothing; use larger images (classifier.preprocess resizes them to the model's size) or an earlier layer",
+                f"layer {self.layer_name!r} gives 1×1 maps for a {x.shape[-2]}×{x.shape[-1]} input: "
+                "every CAM of it is constant and the heatmap says nothing; "
+                "use larger images (classifier.preprocess resizes them to the model's size) or an earlier layer",
                 UserWarning,
                 stacklevel=3,
             )
@@ -212,7 +232,9 @@ class BaseCAM:
             check_eval(self.net)
             check_twin(self.module, self.net)
 
-    def finish(self, ctx: Context, out: torch.Tensor, start: float, params: dict[str, Any] | None = None) -> Explanation:
+    def finish(
+        self, ctx: Context, out: torch.Tensor, start: float, params: dict[str, Any] | None = None
+    ) -> Explanation:
         """The pipeline's second half: what :meth:`compute` returned → the :class:`Explanation`
         (weighted sum, ReLU, upsampling, normalisation; ``start`` is the call's start time)."""
         with torch.no_grad():

@@ -11,7 +11,10 @@ from .base import BaseCAM, Context
 def _last_linear(module: nn.Module) -> nn.Linear:
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(module).__name__} has no nn.Linear classifier; vanilla CAM needs global average pooling followed by a linear layer")
+        raise ValueError(
+            f"{type(module).__name__} has no nn.Linear classifier; "
+            "vanilla CAM needs global average pooling followed by a linear layer"
+        )
     return linears[-1]
 
 

@@ -21,8 +21,8 @@ the same steps through the shared pipeline; the explorer and the sweeps use fit 
 
 from __future__ import annotations
 
-import time
 import hashlib
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from ..clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectral_decomposition, spectral_labels, ward
-from ..explanation import ClusterExplanation, Explanation
+from ..explanation import ClusterExplanation
+from ..layers import count_forwards
 from ..maps import normalize_maps, normalizing_affine, upsample
 from ..masking import Baseline, check_baseline, check_score, score_masked
-from ..layers import count_forwards
 from .base import BaseCAM, Context, Targets
 
 __all__ = ["ClusterCAM", "ClusterSettings", "ClusterState", "couple_maps", "CLUSTERINGS", "COUPLINGS", "DEFAULTS"]
@@ -42,7 +42,9 @@ CLUSTERINGS = ("kmeans", "spectral", "ward")
 COUPLINGS = ("normalized", "paper", "weighted")
 
 
-def couple_maps(reps: torch.Tensor, scores: torch.Tensor, size: tuple[int, int], alpha: float, coupling: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def couple_maps(
+    reps: torch.Tensor, scores: torch.Tensor, size: tuple[int, int], alpha: float, coupling: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq 20–22: base = argmax, scissors = argmin of the scores, and the coupled map H.
 
     Args:
@@ -64,7 +66,11 @@ def couple_maps(reps: torch.Tensor, scores: torch.Tensor, size: tuple[int, int],
         weights = (scores - scores.min(1, keepdim=True).values).to(reps.dtype)
         lo, scale = normalizing_affine(upsample(reps, size))
         coef = weights * scale
-        return upsample(torch.einsum("bq,bqhw->bhw", coef, reps), size) - (coef * lo).sum(1)[:, None, None], base, scissors
+        return (
+            upsample(torch.einsum("bq,bqhw->bhw", coef, reps), size) - (coef * lo).sum(1)[:, None, None],
+            base,
+            scissors,
+        )
     up_base, up_scissors = upsample(reps[idx, base], size), upsample(reps[idx, scissors], size)
     if coupling == "normalized":
         up_base, up_scissors = normalize_maps(up_base), normalize_maps(up_scissors)
@@ -134,7 +140,8 @@ class ClusterSettings:
             ``"paper"`` (eq 22 as the paper prints it, on the raw cluster means) or
             ``"weighted"`` (every cluster map weighted by its score above the worst).
         score: ``"softmax"`` (default) or ``"logit"`` for the cluster scores.
-        baseline: what masked-out pixels become (``X ⊙ M + X_b ⊙ (1 − M)`` on the normalised input; zeros there by default).
+        baseline: what masked-out pixels become (``X ⊙ M + X_b ⊙ (1 − M)`` on the normalised
+            input; zeros there by default).
         batch_size: images per pass for the masked inputs; ``None``: the device's default
             (:func:`camlab.device.default_batch_size`), as for every method.
         seed: K-means seed (also the K-means of spectral clustering); the same seed gives the
@@ -168,14 +175,26 @@ class ClusterSettings:
     n_init: int = 3
 
     def __post_init__(self) -> None:
-        for name, value, least in (("n_clusters (Q)", self.n_clusters, 2), ("n_eigvecs (K)", self.n_eigvecs, 1), ("n_init", self.n_init, 1)):
+        for name, value, least in (
+            ("n_clusters (Q)", self.n_clusters, 2),
+            ("n_eigvecs (K)", self.n_eigvecs, 1),
+            ("n_init", self.n_init, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
-        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be an integer ≥ 1 or None (the device's default), got {self.batch_size!r}")
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be an integer ≥ 1 or None (the device's default), got {self.batch_size!r}"
+            )
         check_alpha(self.alpha)
-        for name, value, allowed in (("clustering", self.clustering, CLUSTERINGS), ("coupling", self.coupling, COUPLINGS),
-                                     ("laplacian", self.laplacian, LAPLACIANS), ("adjacency", self.adjacency, ADJACENCIES)):
+        for name, value, allowed in (
+            ("clustering", self.clustering, CLUSTERINGS),
+            ("coupling", self.coupling, COUPLINGS),
+            ("laplacian", self.laplacian, LAPLACIANS),
+            ("adjacency", self.adjacency, ADJACENCIES),
+        ):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; use one of {allowed}")
         if self.sigma is not None and not self.sigma > 0:
@@ -191,17 +210,31 @@ class ClusterSettings:
         """These settings with some changed, checked again; an unknown name is an error listing the fields."""
         unknown = sorted(set(changes) - {f.name for f in fields(self)})
         if unknown:
-            raise ValueError(f"ClusterCAM has no setting {', '.join(map(repr, unknown))}; it has {[f.name for f in fields(self)]}")
+            raise ValueError(
+                f"ClusterCAM has no setting {', '.join(map(repr, unknown))}; it has {[f.name for f in fields(self)]}"
+            )
         return replace(self, **changes) if changes else self
 
     def fit_params(self) -> dict[str, Any]:
         """The settings a fit depends on (everything but α and the coupling), those that matter
         for the clustering chosen: the seed and restarts for K-means and spectral, the graph for spectral."""
-        p = {"n_clusters": self.n_clusters, "clustering": self.clustering, "score": self.score, "baseline": self.baseline}
+        p = {
+            "n_clusters": self.n_clusters,
+            "clustering": self.clustering,
+            "score": self.score,
+            "baseline": self.baseline,
+        }
         if self.clustering != "ward":
             p.update(seed=self.seed, n_init=self.n_init)
         if self.clustering == "spectral":
-            p.update(n_eigvecs=self.n_eigvecs, laplacian=self.laplacian, adjacency=self.adjacency, sigma=self.sigma, kappa=self.kappa, tau=self.tau)
+            p.update(
+                n_eigvecs=self.n_eigvecs,
+                laplacian=self.laplacian,
+                adjacency=self.adjacency,
+                sigma=self.sigma,
+                kappa=self.kappa,
+                tau=self.tau,
+            )
         return p
 
 
@@ -251,11 +284,19 @@ class ClusterCAM(BaseCAM):
     def check_layer(self, n_channels: int) -> None:
         """Q and K against the layer's channel count N."""
         if self.settings.n_clusters > n_channels:
-            raise ValueError(f"n_clusters (Q) = {self.settings.n_clusters} is larger than the {n_channels} channels of layer {self.layer_name!r}; Q must be in [2, {n_channels}]")
+            raise ValueError(
+                f"n_clusters (Q) = {self.settings.n_clusters} is larger than the {n_channels} channels "
+                f"of layer {self.layer_name!r}; Q must be in [2, {n_channels}]"
+            )
         if self.settings.clustering == "spectral" and self.settings.n_eigvecs >= n_channels:
-            raise ValueError(f"n_eigvecs (K) = {self.settings.n_eigvecs} must be smaller than the {n_channels} channels of layer {self.layer_name!r}")
+            raise ValueError(
+                f"n_eigvecs (K) = {self.settings.n_eigvecs} must be smaller than the {n_channels} channels "
+                f"of layer {self.layer_name!r}"
+            )
 
-    def cluster(self, maps: torch.Tensor, spectra: dict[tuple, SpectralResult] | None = None, key: Any = None) -> torch.Tensor:
+    def cluster(
+        self, maps: torch.Tensor, spectra: dict[tuple, SpectralResult] | None = None, key: Any = None
+    ) -> torch.Tensor:
         """Cluster labels (N,) of one image's maps (N×h×w). With ``spectra``, the spectral
         decomposition is kept there under ``key`` (and the graph settings) and reused."""
         rows = maps.flatten(1).float()
@@ -263,23 +304,43 @@ class ClusterCAM(BaseCAM):
             return kmeans(rows, self.settings.n_clusters, seed=self.settings.seed, n_init=self.settings.n_init).labels
         if self.settings.clustering == "ward":
             return ward(rows, self.settings.n_clusters)
-        graph = (key, self.settings.laplacian, self.settings.adjacency, self.settings.sigma, self.settings.kappa, self.settings.tau)
+        graph = (
+            key,
+            self.settings.laplacian,
+            self.settings.adjacency,
+            self.settings.sigma,
+            self.settings.kappa,
+            self.settings.tau,
+        )
         dec = None if spectra is None else spectra.get(graph)
         if dec is None:
-            dec = spectral_decomposition(rows, self.settings.laplacian, self.settings.adjacency, self.settings.sigma, self.settings.kappa, self.settings.tau)
+            dec = spectral_decomposition(
+                rows,
+                self.settings.laplacian,
+                self.settings.adjacency,
+                self.settings.sigma,
+                self.settings.kappa,
+                self.settings.tau,
+            )
             if spectra is not None:  # keep the eigenvectors only: the N×N graph matrices are not needed again
                 empty = torch.empty(0)
                 spectra[graph] = dec = replace(dec, distances=empty, similarity=empty, adjacency=empty, laplacian=empty)
-        return spectral_labels(dec, self.settings.n_clusters, self.settings.n_eigvecs, self.settings.seed, self.settings.n_init).labels
+        return spectral_labels(
+            dec, self.settings.n_clusters, self.settings.n_eigvecs, self.settings.seed, self.settings.n_init
+        ).labels
 
     @staticmethod
     def representatives(maps: torch.Tensor, labels: torch.Tensor, n_clusters: int) -> torch.Tensor:
         """Eq 18: the mean map of each cluster, Q×h×w."""
-        sums = torch.zeros((n_clusters, *maps.shape[1:]), dtype=maps.dtype, device=maps.device).index_add_(0, labels, maps)
+        sums = torch.zeros((n_clusters, *maps.shape[1:]), dtype=maps.dtype, device=maps.device).index_add_(
+            0, labels, maps
+        )
         counts = torch.bincount(labels, minlength=n_clusters).clamp_min(1).to(maps.dtype)
         return sums / counts[:, None, None]
 
-    def score_clusters(self, ctx: Context, labels: torch.Tensor, reps: torch.Tensor, cache: _ScoreCache) -> torch.Tensor:
+    def score_clusters(
+        self, ctx: Context, labels: torch.Tensor, reps: torch.Tensor, cache: _ScoreCache
+    ) -> torch.Tensor:
         """Eq 19: ``y_q = S_c(X ⊙ s(Up(F̃_q)))`` for B×Q clusters → B×Q, in one batched pass of
         the clusters whose membership ``cache`` has not scored yet (the others cost nothing)."""
         b, q = reps.shape[:2]
@@ -290,20 +351,35 @@ class ClusterCAM(BaseCAM):
         if new:
             owner = torch.tensor([i for i, _ in new], device=ctx.x.device)
             which = torch.tensor([k for _, k in new], device=ctx.x.device)
-            y = score_masked(self.net, ctx.x, reps[owner, which], owner, ctx.targets, baseline=self.settings.baseline, score=self.settings.score, batch_size=self.batch_size)
+            y = score_masked(
+                self.net,
+                ctx.x,
+                reps[owner, which],
+                owner,
+                ctx.targets,
+                baseline=self.settings.baseline,
+                score=self.settings.score,
+                batch_size=self.batch_size,
+            )
             cache.scores.update({keys[i][k]: float(v) for (i, k), v in zip(new, y)})
-        return torch.tensor([[cache.scores[keys[i][k]] for k in range(q)] for i in range(b)], device=ctx.x.device, dtype=reps.dtype)
+        return torch.tensor(
+            [[cache.scores[keys[i][k]] for k in range(q)] for i in range(b)], device=ctx.x.device, dtype=reps.dtype
+        )
 
     def _fit(self, ctx: Context, cache: _ScoreCache, start: float) -> ClusterState:
         acts = ctx.activations
         self.check_layer(acts.shape[1])
         with torch.no_grad():
             labels = torch.stack([self.cluster(a, cache.spectra, i) for i, a in enumerate(acts)])  # B×N
-            reps = torch.stack([self.representatives(a, l, self.settings.n_clusters) for a, l in zip(acts, labels)])  # B×Q×h×w
+            reps = torch.stack(
+                [self.representatives(a, lab, self.settings.n_clusters) for a, lab in zip(acts, labels)]
+            )  # B×Q×h×w
             with count_forwards(self.net) as masked:
                 scores = self.score_clusters(ctx, labels, reps, cache)
         cache.masked_forwards += masked.images
-        return ClusterState(ctx, labels, reps, scores, self.fit_params(), masked.images, time.perf_counter() - start, cache)
+        return ClusterState(
+            ctx, labels, reps, scores, self.fit_params(), masked.images, time.perf_counter() - start, cache
+        )
 
     # --- fit and couple ----------------------------------------------------------------------
 
@@ -317,7 +393,10 @@ class ClusterCAM(BaseCAM):
             if targets is not None:
                 raise ValueError("a fitted state keeps its own targets; fit the images again to explain other classes")
             if x.params["target_layer"] != self.layer_name:
-                raise ValueError(f"the state was fitted at layer {x.params['target_layer']!r}, this ClusterCAM explains {self.layer_name!r}")
+                raise ValueError(
+                    f"the state was fitted at layer {x.params['target_layer']!r}, "
+                    f"this ClusterCAM explains {self.layer_name!r}"
+                )
             self.check_network()
             return self._fit(x.context, x.cache, start)
         with count_forwards(self.net) as forwards:
@@ -325,7 +404,9 @@ class ClusterCAM(BaseCAM):
             state = self._fit(ctx, _ScoreCache(), start)
         return replace(state, n_forward=forwards.images)
 
-    def couple(self, state: ClusterState, alpha: float | None = None, coupling: str | None = None) -> ClusterExplanation:
+    def couple(
+        self, state: ClusterState, alpha: float | None = None, coupling: str | None = None
+    ) -> ClusterExplanation:
         """The explanation of a fitted state for a balance α and a coupling (this ClusterCAM's
         when not given): no forward pass. ``n_forward`` and ``seconds`` include the fit's."""
         start = time.perf_counter()
@@ -333,7 +414,9 @@ class ClusterCAM(BaseCAM):
         coupling = self.settings.coupling if coupling is None else coupling
         heat, extras = _coupled(state, alpha, coupling)
         done = replace(state.context, n_forward=state.n_forward, extras=extras)
-        return self.finish(done, heat, start - state.seconds, params={**state.params, **coupling_params(alpha, coupling)})
+        return self.finish(
+            done, heat, start - state.seconds, params={**state.params, **coupling_params(alpha, coupling)}
+        )
 
     def compute(self, ctx: Context) -> torch.Tensor:
         """The shared pipeline's override point: fit on the pipeline's forward pass, then couple."""
@@ -345,8 +428,16 @@ class ClusterCAM(BaseCAM):
 
 def _coupled(state: ClusterState, alpha: float, coupling: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """H of a fitted state (:func:`couple_maps`) and the intermediates an explanation carries."""
-    heat, base, scissors = couple_maps(state.cluster_maps, state.cluster_scores, tuple(state.context.x.shape[-2:]), alpha, coupling)
-    return heat, dict(labels=state.labels, cluster_maps=state.cluster_maps, cluster_scores=state.cluster_scores, base=base, scissors=scissors)
+    heat, base, scissors = couple_maps(
+        state.cluster_maps, state.cluster_scores, tuple(state.context.x.shape[-2:]), alpha, coupling
+    )
+    return heat, dict(
+        labels=state.labels,
+        cluster_maps=state.cluster_maps,
+        cluster_scores=state.cluster_scores,
+        base=base,
+        scissors=scissors,
+    )
 
 
 def check_alpha(alpha: Any) -> float:
@@ -360,7 +451,10 @@ def coupling_params(alpha: float, coupling: str) -> dict[str, Any]:
     return {"coupling": coupling, "alpha": None if coupling == "weighted" else float(alpha)}
 
 
-DEFAULTS = {name: getattr(ClusterSettings(), name) for name in ("n_clusters", "clustering", "n_eigvecs", "alpha", "coupling", "n_init")}
+DEFAULTS = {
+    name: getattr(ClusterSettings(), name)
+    for name in ("n_clusters", "clustering", "n_eigvecs", "alpha", "coupling", "n_init")
+}
 
 
 def baseline_key(baseline: Baseline) -> Any:

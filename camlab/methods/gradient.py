@@ -26,7 +26,9 @@ def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den != 0, num / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
-def gradcampp_weights(acts: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+def gradcampp_weights(
+    acts: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor, eps: float = 0.0
+) -> torch.Tensor:
     """Grad-CAM++ channel weights from the derivative terms (eq 4, exponential-score closed form).
 
     ``α = D2 / (2·D2 + Σ_ab F(a,b)·D3 + eps)`` and ``w = Σ_ij α·ReLU(D1)``, with ``D_k`` standing
@@ -136,7 +138,15 @@ class SmoothGradCAMpp(BaseCAM):
     name = "smoothgradcampp"
     needs_gradients = True
 
-    def __init__(self, module: nn.Module, target_layer, n_samples: int = 8, noise_std: float = 0.15, seed: int = 0, batch_size: int | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        target_layer,
+        n_samples: int = 8,
+        noise_std: float = 0.15,
+        seed: int = 0,
+        batch_size: int | None = None,
+    ):
         super().__init__(module, target_layer, batch_size=batch_size)
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
@@ -161,7 +171,11 @@ class SmoothGradCAMpp(BaseCAM):
             noisy = to_model_format((x[None] + noise).flatten(0, 1), self.module)
             with capture(self.net, self.layer_name, gradients=True) as cap:  # on the network of the first pass
                 logits = self.net(noisy)
-                g = cap.grad(logits.gather(1, t.repeat(k)[:, None]).sum()).detach().view(k, b, *ctx.activations.shape[1:])
+                g = (
+                    cap.grad(logits.gather(1, t.repeat(k)[:, None]).sum())
+                    .detach()
+                    .view(k, b, *ctx.activations.shape[1:])
+                )
             d1 = d1 + g.sum(0)
             d2 = d2 + (g**2).sum(0)
             d3 = d3 + (g**3).sum(0)

@@ -61,7 +61,16 @@ class ScoreCAM(BaseCAM):
 
     name = "scorecam"
 
-    def __init__(self, module: nn.Module, target_layer, score: str = "softmax", baseline: Baseline = "zeros", weighting: str = "paper", align_corners: bool = False, batch_size: int | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        target_layer,
+        score: str = "softmax",
+        baseline: Baseline = "zeros",
+        weighting: str = "paper",
+        align_corners: bool = False,
+        batch_size: int | None = None,
+    ):
         super().__init__(module, target_layer, batch_size=batch_size)
         self.score = check_score(score)
         self.align_corners = bool(align_corners)
@@ -71,7 +80,13 @@ class ScoreCAM(BaseCAM):
         self.baseline = check_baseline(baseline)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "score": self.score, "baseline": self.baseline, "weighting": self.weighting, "align_corners": self.align_corners}
+        return {
+            **super().params(),
+            "score": self.score,
+            "baseline": self.baseline,
+            "weighting": self.weighting,
+            "align_corners": self.align_corners,
+        }
 
     def compute(self, ctx: Context) -> torch.Tensor:
         x, acts, t = ctx.x, ctx.activations, ctx.targets
@@ -84,7 +99,14 @@ class ScoreCAM(BaseCAM):
         scores = base_scores[:, None].repeat(1, n)  # a constant channel's masked input is X_b
         if owner.numel():
             scores[owner, channel] = score_masked(
-                self.net, x, acts[owner, channel], owner, t, score=self.score, batch_size=self.batch_size, bases=bases,
+                self.net,
+                x,
+                acts[owner, channel],
+                owner,
+                t,
+                score=self.score,
+                batch_size=self.batch_size,
+                bases=bases,
                 align_corners=self.align_corners,
             )
         ctx.extras["channel_scores"] = scores
@@ -126,7 +148,9 @@ class AblationCAM(BaseCAM):
 
     name = "ablationcam"
 
-    def __init__(self, module: nn.Module, target_layer, score: str = "softmax", batch_size: int = 64, split: bool = True):
+    def __init__(
+        self, module: nn.Module, target_layer, score: str = "softmax", batch_size: int = 64, split: bool = True
+    ):
         super().__init__(module, target_layer, batch_size=batch_size)
         self.score = check_score(score)
         self.split = bool(split)
@@ -146,7 +170,11 @@ class AblationCAM(BaseCAM):
             if tail is not None:
                 try:
                     out = tail(acts)
-                    ok = isinstance(out, torch.Tensor) and out.shape == logits.shape and torch.allclose(out, logits, rtol=1e-4, atol=1e-4)
+                    ok = (
+                        isinstance(out, torch.Tensor)
+                        and out.shape == logits.shape
+                        and torch.allclose(out, logits, rtol=1e-4, atol=1e-4)
+                    )
                 except Exception:
                     ok = False
             if ok:
@@ -192,7 +220,9 @@ class AblationCAM(BaseCAM):
         # of n_forward, how many were partial passes through the tail only (a timing table counts them apart)
         ctx.extras["tail_passes"] = int(live.sum()) if tail is not None else 0
         delta = clean[:, None] - ablated_scores
-        return torch.where(clean[:, None] != 0, delta / torch.where(clean[:, None] != 0, clean[:, None], 1.0), torch.zeros_like(delta))
+        return torch.where(
+            clean[:, None] != 0, delta / torch.where(clean[:, None] != 0, clean[:, None], 1.0), torch.zeros_like(delta)
+        )
 
 
 class GroupCAM(BaseCAM):
@@ -215,7 +245,15 @@ class GroupCAM(BaseCAM):
     name = "groupcam"
     needs_gradients = True
 
-    def __init__(self, module: nn.Module, target_layer, n_groups: int = 32, score: str = "softmax", baseline: Baseline = "blur", batch_size: int | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        target_layer,
+        n_groups: int = 32,
+        score: str = "softmax",
+        baseline: Baseline = "blur",
+        batch_size: int | None = None,
+    ):
         super().__init__(module, target_layer, batch_size=batch_size)
         if int(n_groups) < 1:
             raise ValueError(f"n_groups must be ≥ 1, got {n_groups}")
@@ -240,7 +278,17 @@ class GroupCAM(BaseCAM):
         owner, group = live.nonzero(as_tuple=True)
         weights = torch.zeros(b, self.n_groups, device=x.device, dtype=x.dtype)
         if owner.numel():
-            s = score_masked(self.net, x, masks[owner, group], owner, t, score=self.score, batch_size=self.batch_size, normalize=False, bases=bases)
+            s = score_masked(
+                self.net,
+                x,
+                masks[owner, group],
+                owner,
+                t,
+                score=self.score,
+                batch_size=self.batch_size,
+                normalize=False,
+                bases=bases,
+            )
             weights[owner, group] = s - base_scores[owner]
         ctx.extras["group_scores"] = weights
         return torch.einsum("bg,bghw->bhw", weights, masks)
