@@ -34,7 +34,7 @@ run-full: venv
 # CAMLAB_HEADLESS: nbval runs the notebooks with no front end; the explorer then makes no widgets
 # (widget comms can stall nbclient for good, jupyter/nbclient#312). Two workers, one file each at
 # a time (nbval runs a notebook's cells in order in one kernel): with .ci/run's one OpenMP thread
-# per process they use both cores. Every notebook runs once on its defaults under nbval; four run
+# per process they use both cores. Every notebook runs once on its defaults under nbval; five run
 # again on other parameters (tests/test_notebooks.py says which, and why).
 test: venv
 	CAMLAB_HEADLESS=1 $(PY) -m pytest tests notebooks -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider

@@ -29,8 +29,10 @@ SLOW_FILES = ("test_notebooks.py", "test_browser.py")
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        names = getattr(item, "fixturenames", None)  # None: not a Python test (nbval's notebook cells)
         if (
-            not HEAVY_FIXTURES & set(item.fixturenames)
+            names is not None
+            and not HEAVY_FIXTURES & set(names)
             and item.path.name not in SLOW_FILES
             and "slow" not in item.keywords
         ):
