@@ -35,9 +35,10 @@ run-full: venv
 # (widget comms can stall nbclient for good, jupyter/nbclient#312). Two workers, one file each at
 # a time (nbval runs a notebook's cells in order in one kernel): with .ci/run's one OpenMP thread
 # per process they use both cores. Every notebook runs once on its defaults under nbval; five run
-# again on other parameters (tests/test_notebooks.py says which, and why).
+# again on other parameters (tests/test_notebooks.py says which, and why). Notebooks first: the
+# longest files start first and the short test files fill in at the end.
 test: venv
-	CAMLAB_HEADLESS=1 $(PY) -m pytest tests notebooks -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+	CAMLAB_HEADLESS=1 $(PY) -m pytest notebooks tests -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
 
 # the inner loop: tests that use no pretrained weights and no shared images (marked by tests/conftest.py)
 test-fast: venv
