@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         paired = (
             ""
             if label == "default layout"
-            else statistics.median(a / b for a, b in zip(ts, seconds[("default layout", bs)]))
+            else statistics.median(a / b for a, b in zip(ts, seconds[("default layout", bs)], strict=True))
         )
         rows.append(
             {

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for rec in tqdm(records, desc="images"):
         x = clf.preprocess(rec.load())
         for label, method in methods.items():
-            t = time_call(lambda: method(x), repeats=args.repeats, warmup=1, device=dev)
+            t = time_call(lambda method=method, x=x: method(x), repeats=args.repeats, warmup=1, device=dev)
             partial = int(t.result.extras.get("tail_passes", 0))
             rows.append(
                 {

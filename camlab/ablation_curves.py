@@ -203,7 +203,7 @@ def holm_adjusted(summaries: Sequence[SettingSummary]) -> dict[tuple[str, str], 
     keys = [(s.label, m) for s in summaries if s.comparison is not None for m in s.comparison.differences]
     by = {s.label: s for s in summaries}
     adjusted = S.holm([by[label].comparison.differences[m].p for label, m in keys])
-    return dict(zip(keys, adjusted))
+    return dict(zip(keys, adjusted, strict=True))
 
 
 def _matrix(rows: Sequence[dict[str, Any]], labels: Sequence[str], metric: str) -> np.ndarray:

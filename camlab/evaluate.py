@@ -230,7 +230,7 @@ def pointing_tiles(classifier: Classifier, composites: Sequence, top_k: int = 5)
     for i, comp in enumerate(composites):
         x = classifier.preprocess(comp.image, resize=False)
         top = classifier.predict(x, k=top_k)[1][0].tolist()
-        for c, label, box in zip(comp.class_indices, comp.labels, comp.boxes):
+        for c, label, box in zip(comp.class_indices, comp.labels, comp.boxes, strict=True):
             if c in top:
                 tiles.append({"x": x, "composite": i, "class_index": c, "label": label, "box": box})
             else:
@@ -363,7 +363,7 @@ def format_table(table: list[dict[str, Any]]) -> str:
             f"{r['method']}  ({r['images']} images, {float(r['n_forward']):.0f} passes, "
             f"{float(r['seconds']):.3f} s per image)"
         )
-        for m, name in zip(metrics, names):
+        for m, name in zip(metrics, names, strict=True):
             lines.append(f"    {name:18s} {cell(r, m):28s}" + (f"  vs reference {cell(r, m, '_diff')}" if diff else ""))
     if table[0].get("skipped"):
         lines.append(f"{table[0]['skipped']} unreadable image(s) skipped")

@@ -128,7 +128,7 @@ def noisy_linear_impute(
         with ThreadPoolExecutor(workers) as pool:
             solved = list(pool.map(_solve, images, masks))
     else:
-        solved = [_solve(i, m) for i, m in zip(images, masks)]
+        solved = [_solve(i, m) for i, m in zip(images, masks, strict=True)]
     out = x.detach().to("cpu", copy=True).flatten(2)
     for b, (idx, values) in enumerate(solved):  # in order, so the noise does not depend on the threads
         if idx.size == 0:

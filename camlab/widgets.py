@@ -172,7 +172,7 @@ class ClusterExplorer:
         index = self.index if index is None else index
         probs = self.probabilities(index)
         top = probs.topk(min(self.top_k, probs.numel()))
-        out = [(int(c), float(p)) for p, c in zip(top.values, top.indices)]
+        out = [(int(c), float(p)) for p, c in zip(top.values, top.indices, strict=True)]
         if index == self.index and self.target is not None and self.target not in {c for c, _ in out}:
             out.append((self.target, float(probs[self.target])))
         return out

@@ -108,11 +108,12 @@ def run_dir(tmp_path):
 def test_read_run_counts_each_setting_once(run_dir):
     path, drop = run_dir
     run = AC.read_run([path / "grid_m", path / "alpha_q_m", path / "missing"])
-    assert run.labels == [REF, SAME, MORE] and run.n_images == 60 and run.n_tiles == 30
+    assert run.labels == [REF, SAME, MORE]
+    assert run.n_images == 60
+    assert run.n_tiles == 30
     ref_rows = [r for r in run.rows if r["method"] == REF]
-    assert len(ref_rows) == 60 and float(ref_rows[0]["drop"]) == pytest.approx(
-        drop[0], abs=1e-6
-    )  # the first part's row, not the +1 copy
+    assert len(ref_rows) == 60
+    assert float(ref_rows[0]["drop"]) == pytest.approx(drop[0], abs=1e-6)
     assert {t["image"] for t in run.tiles} == {f"{k}/7" for k in range(30)}
 
 
@@ -129,12 +130,15 @@ def test_find_label_and_setting_of(run_dir):
 def test_against_pairs_images_and_tiles(run_dir):
     run = AC.read_run([run_dir[0] / "grid_m", run_dir[0] / "alpha_q_m"])
     table = {s.label: s for s in AC.against(run, run.labels, REF)}
-    assert table[REF].comparison is None and table[REF].separated == []
+    assert table[REF].comparison is None
+    assert table[REF].separated == []
     more = table[MORE]
     assert more.comparison.differences["drop"].mean == pytest.approx(-0.1, abs=1e-5)
-    assert set(more.comparison.better) == {"drop", "insertion", "deletion"} and more.comparison.worse == ["pointing"]
+    assert set(more.comparison.better) == {"drop", "insertion", "deletion"}
+    assert more.comparison.worse == ["pointing"]
     assert more.comparison.differences["pointing"].n == 30  # paired over the tiles
-    assert more.coverage_difference.mean == pytest.approx(0.05, abs=1e-5) and more.coverage_difference.lo > 0
+    assert more.coverage_difference.mean == pytest.approx(0.05, abs=1e-5)
+    assert more.coverage_difference.lo > 0
     assert table[SAME].separated == []  # zero-mean noise: not separated on any metric
     assert table[MORE].means["drop"].lo < table[MORE].means["drop"].mean < table[MORE].means["drop"].hi
     with pytest.raises(ValueError, match="no rows for the reference"):
@@ -151,9 +155,8 @@ def test_holm_adjusted_covers_every_comparison(run_dir):
     assert all(
         adjusted[k] <= min(1.0, len(raw) * raw[k]) + 1e-12 for k in adjusted if not math.isnan(raw[k])
     )  # at most Bonferroni's
-    assert (
-        adjusted[(MORE, "drop")] < 1e-6 and adjusted[(SAME, "drop")] > 0.05
-    )  # a shift on every image survives, zero-mean noise does not
+    assert adjusted[(MORE, "drop")] < 1e-6
+    assert adjusted[(SAME, "drop")] > 0.05
     assert adjusted[(SAME, "increase")] == 1.0  # every difference 0
 
 
@@ -162,11 +165,12 @@ def test_coverage_correlation_follows_the_settings(run_dir):
     r = AC.coverage_correlation(run, "drop", n_resamples=300)
     means_cov = [np.mean([float(x["coverage"]) for x in run.rows if x["method"] == m]) for m in run.labels]
     means_drop = [np.mean([float(x["drop"]) for x in run.rows if x["method"] == m]) for m in run.labels]
-    assert r.mean == pytest.approx(np.corrcoef(means_cov, means_drop)[0, 1]) and r.mean < -0.9 and r.n == 3
+    assert r.mean == pytest.approx(np.corrcoef(means_cov, means_drop)[0, 1])
+    assert r.mean < -0.9
+    assert r.n == 3
     by_images = AC.coverage_correlation(run, "pointing", resample="images", n_resamples=300)
-    assert (
-        by_images.mean < -0.9 and by_images.lo <= by_images.hi < -0.9
-    )  # a percentile interval: near r = −1 it may sit beside the point
+    assert by_images.mean < -0.9
+    assert by_images.lo <= by_images.hi < -0.9
     with pytest.raises(ValueError, match="resample"):
         AC.coverage_correlation(run, "drop", resample="tiles")
 
@@ -178,10 +182,13 @@ def test_axis_agreement_finds_the_knob_that_moves_the_maps():
         (a, b): base[a] + 0.01 * b * torch.rand(2, 8, 8, generator=gen) for a in (1, 2, 3) for b in (4, 5)
     }  # the second barely does
     first, second = AC.axis_agreement(maps)
-    assert first.shape == (2,) and np.all(first < 0.5) and np.all(second > 0.99)
+    assert first.shape == (2,)
+    assert np.all(first < 0.5)
+    assert np.all(second > 0.99)
     flat = {(1, 4): torch.zeros(1, 4, 4), (2, 4): torch.rand(1, 4, 4, generator=gen)}  # a constant map: no pair left
     f, s = AC.axis_agreement(flat)
-    assert math.isnan(f[0]) and math.isnan(s[0])
+    assert math.isnan(f[0])
+    assert math.isnan(s[0])
 
 
 def test_measure_settings_on_a_toy_network():
@@ -196,9 +203,13 @@ def test_measure_settings_on_a_toy_network():
     x = torch.rand(2, 3, 16, 16)
     settings = {"Q=2": {"n_clusters": 2, "clustering": "ward"}, "Q=3": {"n_clusters": 3, "clustering": "ward"}}
     maps, run = AC.measure_settings(net, "1", x, settings, metrics=["drop", "coverage"], n_steps=2, images=["a", "b"])
-    assert list(maps) == ["Q=2", "Q=3"] and maps["Q=2"].shape == (2, 16, 16)
-    assert run.labels == ["Q=2", "Q=3"] and run.n_images == 2 and not run.tiles
-    assert {"drop", "coverage"} <= set(run.rows[0]) and "deletion" not in run.rows[0]
+    assert list(maps) == ["Q=2", "Q=3"]
+    assert maps["Q=2"].shape == (2, 16, 16)
+    assert run.labels == ["Q=2", "Q=3"]
+    assert run.n_images == 2
+    assert not run.tiles
+    assert {"drop", "coverage"} <= set(run.rows[0])
+    assert "deletion" not in run.rows[0]
     assert [r["n_forward"] for r in run.rows if r["method"] == "Q=3"] == [
         4,
         4,

@@ -28,7 +28,7 @@ def pgc_map(cls, model, layer, x, targets):
 
 
 @pytest.mark.parametrize("layer", ["blocks.6", "bn2"])
-@pytest.mark.parametrize("ours, theirs", [("layercam", "LayerCAM"), ("hirescam", "HiResCAM")])
+@pytest.mark.parametrize(("ours", "theirs"), [("layercam", "LayerCAM"), ("hirescam", "HiResCAM")])
 def test_elementwise_gradient_methods_equal_pytorch_grad_cam(lite0, real_batch, layer, ours, theirs):
     exp = METHODS[ours](lite0.module, layer)(real_batch)
     ref = pgc_map(getattr(pgc, theirs), lite0.module, layer, real_batch, exp.targets)

@@ -28,8 +28,12 @@ def test_cam_equals_eq_1_2(lite0, real_batch):
     assert torch.equal(exp.targets, top1)
     ref = direct_cam(lite0.module, real_batch, top1)
     assert torch.allclose(exp.heatmaps, ref, atol=1e-5)
-    assert exp.heatmaps.shape == (3, 224, 224) and exp.heatmaps.device.type == "cpu"
-    assert exp.n_forward == 3 and exp.seconds > 0 and exp.method == "cam" and exp.layer == "bn2"
+    assert exp.heatmaps.shape == (3, 224, 224)
+    assert exp.heatmaps.device.type == "cpu"
+    assert exp.n_forward == 3
+    assert exp.seconds > 0
+    assert exp.method == "cam"
+    assert exp.layer == "bn2"
     probs = lite0.module(real_batch).softmax(1).gather(1, top1[:, None])[:, 0]
     assert torch.allclose(exp.scores, probs.detach(), atol=1e-6)
 
@@ -43,7 +47,8 @@ def test_raw_map_is_eq_2_before_post_processing(lite0, real_batch):
         lite0.module(real_batch)
     handle.remove()
     eq2 = torch.einsum("bn,bnhw->bhw", lite0.module.classifier.weight[[1, 2, 3]], feats["a"])
-    assert exp.raw.shape == (3, 7, 7) and (exp.raw < 0).any()  # not ReLU'd yet
+    assert exp.raw.shape == (3, 7, 7)
+    assert (exp.raw < 0).any()
     assert torch.allclose(exp.raw, eq2.detach(), atol=1e-4)
     again = camlab.normalize_maps(camlab.upsample(exp.raw.clamp_min(0), (224, 224)))
     assert torch.allclose(again, exp.heatmaps, atol=1e-5)
@@ -61,7 +66,7 @@ def test_targets_int_and_sequence(lite0, real_batch):
 
 
 @pytest.mark.parametrize(
-    "targets, match",
+    ("targets", "match"),
     [(1000, "out of range.*1000 classes"), (-1, "out of range"), ([1, 2], "2 entries for a batch of 3")],
 )
 def test_bad_targets(lite0, real_batch, targets, match):
@@ -98,7 +103,8 @@ def test_non_gap_layer_is_refused(lite0, real_batch):
 def test_gap_network_with_random_weights():
     resnet = camlab.load_model("resnet50", device="cpu", weights=None)
     exp = CAM(resnet.module, resnet.target_layer)(torch.randn(2, 3, 224, 224))
-    assert exp.heatmaps.shape == (2, 224, 224) and torch.isfinite(exp.heatmaps).all()
+    assert exp.heatmaps.shape == (2, 224, 224)
+    assert torch.isfinite(exp.heatmaps).all()
 
 
 class _ConstantFeatures(torch.nn.Module):
@@ -118,7 +124,8 @@ class _ConstantFeatures(torch.nn.Module):
 @pytest.mark.parametrize("value", [0.0, 1.0, -2.0])
 def test_constant_or_negative_maps_give_zeros_not_nan(value):
     exp = CAM(_ConstantFeatures(value).eval(), "features")(torch.zeros(2, 3, 32, 32))
-    assert torch.isfinite(exp.heatmaps).all() and float(exp.heatmaps.abs().max()) == 0.0
+    assert torch.isfinite(exp.heatmaps).all()
+    assert float(exp.heatmaps.abs().max()) == 0.0
 
 
 def test_methods_registry():
@@ -138,7 +145,8 @@ def test_normalize_maps_and_its_affine_form():
     expect = (flat - lo[..., None]) / (hi - lo)[..., None]
     expect[1, 2] = 0.0
     out = normalize_maps(maps)
-    assert torch.allclose(out.flatten(-2), expect, atol=1e-6) and float(out[1, 2].abs().max()) == 0.0
+    assert torch.allclose(out.flatten(-2), expect, atol=1e-6)
+    assert float(out[1, 2].abs().max()) == 0.0
     lo2, scale = normalizing_affine(maps)
     assert torch.allclose((maps - lo2[..., None, None]) * scale[..., None, None], out, atol=1e-6)
     assert float(scale[1, 2]) == 0.0
@@ -156,4 +164,5 @@ def test_common_scale_keeps_relative_strength(lite0, real_batch):
     up = [camlab.upsample(r.clamp_min(0), (224, 224)).flatten(1).amax(1) for r in (a.raw, b.raw)]
     assert torch.allclose(peak_b / peak_a, up[1] / up[0], rtol=1e-4)
     zero = camlab.maps.common_scale([-torch.ones(1, 7, 7)], (14, 14))[0]
-    assert zero.shape == (1, 14, 14) and not zero.any()
+    assert zero.shape == (1, 14, 14)
+    assert not zero.any()

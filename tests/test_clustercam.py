@@ -48,16 +48,17 @@ def direct_heatmap(maps, labels, scores, alpha, coupling, size=(224, 224)):
 
 
 @pytest.mark.parametrize("coupling", ["normalized", "paper", "weighted"])
-@pytest.mark.parametrize("clustering, alpha", [("kmeans", 0.5), ("spectral", 0.8), ("ward", 0.7)])
+@pytest.mark.parametrize(("clustering", "alpha"), [("kmeans", 0.5), ("spectral", 0.8), ("ward", 0.7)])
 def test_heatmap_equals_a_direct_computation_from_the_labels(lite0, real_batch, clustering, alpha, coupling):
     x = real_batch[:2]
     Q = 6
     exp = ClusterCAM(lite0.module, "blocks.6", n_clusters=Q, clustering=clustering, alpha=alpha, coupling=coupling)(x)
-    assert (
-        exp.labels.shape == (2, 320) and exp.cluster_maps.shape == (2, Q, 7, 7) and exp.cluster_scores.shape == (2, Q)
-    )
+    assert exp.labels.shape == (2, 320)
+    assert exp.cluster_maps.shape == (2, Q, 7, 7)
+    assert exp.cluster_scores.shape == (2, Q)
     assert exp.n_forward == 2 * (1 + Q)
-    assert exp.params["coupling"] == coupling and exp.params["alpha"] == (None if coupling == "weighted" else alpha)
+    assert exp.params["coupling"] == coupling
+    assert exp.params["alpha"] == (None if coupling == "weighted" else alpha)
     acts, probs = blocks6(lite0.module, x)
     for b in range(2):
         a, labels, c = acts[b], exp.labels[b], int(probs[b].argmax())
@@ -78,12 +79,13 @@ def test_ward_is_scikit_learns_and_has_no_seed(lite0, real_batch):
     x = real_batch[:1]
     a = ClusterCAM(lite0.module, "blocks.6", clustering="ward", n_clusters=6, seed=0)(x)
     b = ClusterCAM(lite0.module, "blocks.6", clustering="ward", n_clusters=6, seed=12345)(x)
-    assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.labels, b.labels)  # bitwise
+    assert torch.equal(a.heatmaps, b.heatmaps)
+    assert torch.equal(a.labels, b.labels)
     assert "seed" not in a.params
     rows = blocks6(lite0.module, x)[0][0].flatten(1).double().numpy()
     theirs = AgglomerativeClustering(n_clusters=6, linkage="ward").fit_predict(rows)
     assert adjusted_rand_score(theirs, a.labels[0].numpy()) == 1.0  # the same partition, up to relabelling
-    assert len(set(zip(theirs.tolist(), a.labels[0].tolist()))) == 6  # a one-to-one relabelling
+    assert len(set(zip(theirs.tolist(), a.labels[0].tolist(), strict=True))) == 6  # a one-to-one relabelling
 
 
 def test_fit_then_couple_equals_the_call_and_costs_no_pass(lite0, real_batch):
@@ -92,7 +94,8 @@ def test_fit_then_couple_equals_the_call_and_costs_no_pass(lite0, real_batch):
     # pass (Ward's Q = 3 merges its Q = 5 clusters, and the unmerged ones would be free)
     cam = ClusterCAM(lite0.module, "blocks.6", n_clusters=5, clustering="kmeans")
     state = cam.fit(x)
-    assert state.n_forward == 2 * (1 + 5) and state.masked_forwards == 10
+    assert state.n_forward == 2 * (1 + 5)
+    assert state.masked_forwards == 10
     calls = []
     handle = lite0.module.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
     try:
@@ -101,11 +104,13 @@ def test_fit_then_couple_equals_the_call_and_costs_no_pass(lite0, real_batch):
         other_q = cam.replace(n_clusters=3).fit(state)  # new clusters: only their masked passes
     finally:
         handle.remove()
-    assert sum(calls) == other_q.n_forward == 2 * 3 and again.n_forward == 0
+    assert sum(calls) == other_q.n_forward == 2 * 3
+    assert again.n_forward == 0
     assert torch.equal(again.cluster_scores, state.cluster_scores)
     for coupling, exp in by_coupling.items():
         fresh = ClusterCAM(lite0.module, "blocks.6", n_clusters=5, clustering="kmeans", alpha=0.3, coupling=coupling)(x)
-        assert torch.allclose(exp.heatmaps, fresh.heatmaps, atol=1e-6) and exp.params == fresh.params
+        assert torch.allclose(exp.heatmaps, fresh.heatmaps, atol=1e-6)
+        assert exp.params == fresh.params
         assert exp.n_forward == fresh.n_forward == 12
     with pytest.raises(ValueError, match="fitted at layer 'blocks.6'"):
         ClusterCAM(lite0.module, "bn2").fit(state)
@@ -139,20 +144,22 @@ def test_no_gradient_is_computed(lite0, real_batch):
     finally:
         for h in handles:
             h.remove()
-    assert not calls and torch.isfinite(exp.heatmaps).all()
+    assert not calls
+    assert torch.isfinite(exp.heatmaps).all()
 
 
 def test_same_seed_same_map_and_q_sets_the_cost(lite0, real_batch):
     x = real_batch[:1]
     a = ClusterCAM(lite0.module, "blocks.6", clustering="kmeans", seed=3)(x)
     b = ClusterCAM(lite0.module, "blocks.6", clustering="kmeans", seed=3)(x)
-    assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.labels, b.labels)
+    assert torch.equal(a.heatmaps, b.heatmaps)
+    assert torch.equal(a.labels, b.labels)
     assert ClusterCAM(lite0.module, "blocks.6", n_clusters=3)(x).n_forward == 1 + 3
     assert ClusterCAM(lite0.module, "blocks.6", n_clusters=9)(x).n_forward == 1 + 9
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         ({"n_clusters": 1}, r"n_clusters \(Q\) must be an integer ≥ 2, got 1"),
         ({"n_eigvecs": 0}, r"n_eigvecs \(K\) must be an integer ≥ 1, got 0"),
@@ -186,7 +193,8 @@ def test_registered_and_runs_the_shared_pipeline(lite0, real_batch, monkeypatch)
     like every other method: the shared post-processing runs once per call."""
     from camlab.methods.base import BaseCAM
 
-    assert camlab.METHODS["clustercam"] is ClusterCAM and issubclass(ClusterCAM, BaseCAM)
+    assert camlab.METHODS["clustercam"] is ClusterCAM
+    assert issubclass(ClusterCAM, BaseCAM)
     calls = []
     shared = BaseCAM.postprocess
     monkeypatch.setattr(
@@ -194,8 +202,11 @@ def test_registered_and_runs_the_shared_pipeline(lite0, real_batch, monkeypatch)
     )
     exp = camlab.METHODS["clustercam"](lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
     assert calls == ["ClusterCAM"]
-    assert exp.method == "clustercam" and exp.layer == "blocks.6" and exp.params["n_clusters"] == 4
-    assert float(exp.heatmaps.min()) == 0.0 and float(exp.heatmaps.max()) == pytest.approx(1.0)  # s(ReLU(H))
+    assert exp.method == "clustercam"
+    assert exp.layer == "blocks.6"
+    assert exp.params["n_clusters"] == 4
+    assert float(exp.heatmaps.min()) == 0.0
+    assert float(exp.heatmaps.max()) == pytest.approx(1.0)
     lite0.module.train()
     try:
         with pytest.raises(RuntimeError, match="training mode"):  # BaseCAM's guard

@@ -45,7 +45,8 @@ def test_kmeans_is_seeded_and_never_leaves_a_cluster_empty():
     assert torch.bincount(res.labels, minlength=4).min() >= 1
     x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
     a, b = C.kmeans(x, 5, seed=7), C.kmeans(x, 5, seed=7)
-    assert torch.equal(a.labels, b.labels) and torch.equal(a.centers, b.centers)  # the same seed: the same result
+    assert torch.equal(a.labels, b.labels)
+    assert torch.equal(a.centers, b.centers)
     # different seeds start from different centres (k-means++ draws them from the seed)
     g = [C._kmeans_pp(x, 5, 1, torch.Generator().manual_seed(s))[0] for s in (7, 8)]
     assert not torch.equal(g[0], g[1])
@@ -61,13 +62,15 @@ def test_kmeans_is_seeded_and_never_leaves_a_cluster_empty():
 def test_similarity_default_sigma_is_the_median_distance():
     x, _ = two_clouds()
     d = C.pairwise_distances(x)
-    assert torch.allclose(d, d.T) and float(d.diagonal().abs().max()) == 0.0
+    assert torch.allclose(d, d.T)
+    assert float(d.diagonal().abs().max()) == 0.0
     s, sigma = C.similarity(d)
     off = d[~torch.eye(len(d), dtype=torch.bool)]
     assert sigma == pytest.approx(float(off.median()))
     assert torch.allclose(s, torch.exp(-d / sigma))
     s1, one = C.similarity(d, 1.0)
-    assert one == 1.0 and torch.allclose(s1, torch.exp(-d))
+    assert one == 1.0
+    assert torch.allclose(s1, torch.exp(-d))
 
 
 @pytest.mark.parametrize("kind", ["paper", "gaussian"])
@@ -101,13 +104,15 @@ def test_laplacian_properties(kind, real_rows):
         assert torch.allclose(
             lap @ deg.sqrt(), torch.zeros(len(lap), dtype=lap.dtype), atol=1e-8
         )  # D^½·1 is its null vector
-    assert emb.shape == (len(real_rows), 3) and torch.equal(emb, vecs[:, 1:4])
+    assert emb.shape == (len(real_rows), 3)
+    assert torch.equal(emb, vecs[:, 1:4])
 
 
 def test_normalized_laplacian_handles_isolated_vertices():
     a = torch.tensor([[0, 1.0, 0], [1.0, 0, 0], [0, 0, 0]])
     lap = C.laplacian(a, "normalized")
-    assert torch.isfinite(lap).all() and lap[2, 2] == 1.0
+    assert torch.isfinite(lap).all()
+    assert lap[2, 2] == 1.0
 
 
 def test_the_fiedler_vector_splits_two_clouds():
@@ -121,14 +126,15 @@ def test_the_fiedler_vector_splits_two_clouds():
         agree = float((side == truth).float().mean())
         assert max(agree, 1 - agree) == 1.0
     res = C.spectral_clustering(x, 2, n_eigvecs=1)
-    assert len(set(zip(res.labels.tolist(), truth.tolist()))) == 2  # the clusters are the clouds
+    assert len(set(zip(res.labels.tolist(), truth.tolist(), strict=True))) == 2  # the clusters are the clouds
 
 
 def test_spectral_clustering_returns_every_intermediate(real_rows):
     res = C.spectral_clustering(real_rows, 6, n_eigvecs=3, seed=0)
     n = len(real_rows)
     assert res.similarity.shape == res.adjacency.shape == res.laplacian.shape == (n, n)
-    assert res.eigenvalues.shape == (n,) and res.embedding.shape == (n, 3)
+    assert res.eigenvalues.shape == (n,)
+    assert res.embedding.shape == (n, 3)
     assert torch.bincount(res.labels, minlength=6).min() >= 1
     assert torch.equal(res.labels, C.spectral_clustering(real_rows, 6, n_eigvecs=3, seed=0).labels)
 
@@ -169,7 +175,7 @@ def test_bad_parameters():
         C.similarity(d, -1.0)
 
 
-@pytest.mark.parametrize("n, d, k", [(40, 3, 2), (320, 49, 6), (200, 16, 10)])
+@pytest.mark.parametrize(("n", "d", "k"), [(40, 3, 2), (320, 49, 6), (200, 16, 10)])
 def test_ward_is_scikit_learns_partition(n, d, k):
     """SciPy's linkage cut into k clusters = scikit-learn's AgglomerativeClustering(linkage="ward")."""
     from sklearn.cluster import AgglomerativeClustering
@@ -178,7 +184,8 @@ def test_ward_is_scikit_learns_partition(n, d, k):
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(n))
     ours = C.ward(x, k).numpy()
     theirs = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(x.double().numpy())
-    assert adjusted_rand_score(ours, theirs) == 1.0 and len(set(ours.tolist())) == k
+    assert adjusted_rand_score(ours, theirs) == 1.0
+    assert len(set(ours.tolist())) == k
 
 
 def test_ward_cuts_exactly_k_clusters_when_merge_heights_tie():
@@ -281,12 +288,14 @@ def test_agreement_matrix_is_ari_between_runs_with_seed_agreement_on_the_diagona
     a = [torch.randint(0, 3, (40,), generator=g) for _ in range(3)]
     b = [(a[0] + 1) % 3]  # a relabelling of a's first run
     names, m = C.agreement_matrix({"a": a, "b": b})
-    assert names == ["a", "b"] and np.allclose(m, m.T, equal_nan=True)
+    assert names == ["a", "b"]
+    assert np.allclose(m, m.T, equal_nan=True)
     pairs = [adjusted_rand_score(a[i].numpy(), a[j].numpy()) for i, j in ((0, 1), (0, 2), (1, 2))]
     assert m[0, 0] == pytest.approx(np.mean(pairs))
     assert np.isnan(m[1, 1])  # one run: no seed to compare
     expected = np.mean([adjusted_rand_score(x.numpy(), b[0].numpy()) for x in a])
-    assert m[0, 1] == pytest.approx(expected) and expected < 1.0
+    assert m[0, 1] == pytest.approx(expected)
+    assert expected < 1.0
     assert C.mean_pairwise_ari([a[0], b[0]]) == pytest.approx(1.0)
 
 
@@ -298,7 +307,7 @@ def test_clustering_runs_gives_every_method_per_seed():
     names, m = C.agreement_matrix(runs.labels)
     assert np.allclose(m[~np.isnan(m)], 1.0)  # two far clouds: every method, every seed finds them
     for labels in runs.labels[C.CLUSTERING_NAMES[0]]:
-        assert len(set(zip(labels.tolist(), truth.tolist()))) == 2
+        assert len(set(zip(labels.tolist(), truth.tolist(), strict=True))) == 2
     # the decompositions are those of spectral_clustering, reusable for another Q and K
     again = C.spectral_clustering(x, 3, n_eigvecs=2, seed=1)
     assert torch.equal(C.spectral_labels(runs.decompositions["normalized"], 3, 2, seed=1).labels, again.labels)
@@ -308,7 +317,8 @@ def test_clustering_runs_gives_every_method_per_seed():
     off = ~torch.eye(len(x), dtype=torch.bool)
     assert float(runs.adjacency[off].min()) >= math.exp(-1) - 1e-6
     shuffled = truth[torch.randperm(len(truth), generator=torch.Generator().manual_seed(0))]
-    assert 0.1 < C.ncut_gain(runs.adjacency, truth) < 0.5 and C.ncut_gain(runs.adjacency, shuffled) < 0.05
+    assert 0.1 < C.ncut_gain(runs.adjacency, truth) < 0.5
+    assert C.ncut_gain(runs.adjacency, shuffled) < 0.05
     with pytest.raises(ValueError, match="at least one seed"):
         C.clustering_runs(x, 2, 1, seeds=())
 

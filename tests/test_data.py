@@ -15,8 +15,11 @@ def test_sample_images_ship_with_packages():
 
 def test_synsets_and_categories_are_the_imagenet_1k_lists():
     syn = imagenet_synsets()
-    assert len(syn) == 1000 and list(syn) == sorted(syn) and len(set(syn)) == 1000
-    assert syn[0] == "n01440764" and imagenet_categories()[0] == "tench"
+    assert len(syn) == 1000
+    assert list(syn) == sorted(syn)
+    assert len(set(syn)) == 1000
+    assert syn[0] == "n01440764"
+    assert imagenet_categories()[0] == "tench"
     assert len(imagenet_categories()) == 1000
 
 
@@ -24,7 +27,9 @@ def test_imagenet_folder(dev_records):
     assert len(dev_records) == 200
     by_name = {r.path.name: r for r in dev_records}
     tench = by_name["n01440764_tench.JPEG"]
-    assert tench.class_index == 0 and tench.label == "tench" and tench.synset == "n01440764"
+    assert tench.class_index == 0
+    assert tench.label == "tench"
+    assert tench.synset == "n01440764"
     # the dev set holds every fifth class of the sorted synsets
     assert sorted(r.class_index for r in dev_records) == list(range(0, 1000, 5))
     for r in dev_records:
@@ -34,7 +39,8 @@ def test_imagenet_folder(dev_records):
 def test_imagenet_folder_labels_with_underscores(data_root):
     records = data.imagenet_folder(data_root / "paper-figures")
     labels = {r.label for r in records}
-    assert "indigo bunting" in labels and "bald eagle" in labels
+    assert "indigo bunting" in labels
+    assert "bald eagle" in labels
     assert {r.class_index for r in records if r.label == "cock"} == {7}
 
 
@@ -59,10 +65,12 @@ def test_data_root_setting(monkeypatch, tmp_path):
 
 def test_pick_images_prefers_the_dev_folder_and_falls_back(data_root, tmp_path):
     picked = data.pick_images(data_root, n_images=3, seed=1)
-    assert len(picked) == 3 and all(p.class_index is not None for p in picked)
+    assert len(picked) == 3
+    assert all(p.class_index is not None for p in picked)
     assert [p.name for p in picked] == [p.name for p in data.pick_images(data_root, n_images=3, seed=1)]
     fig1 = data.pick_images(data_root, folder="paper-figures", labels=["ostrich", "cock"])
-    assert [p.name for p in fig1] == ["ostrich", "cock"] and [p.class_index for p in fig1] == [9, 7]
+    assert [p.name for p in fig1] == ["ostrich", "cock"]
+    assert [p.class_index for p in fig1] == [9, 7]
     with pytest.raises(ValueError, match="unicorn"):
         data.pick_images(data_root, folder="paper-figures", labels=["unicorn"])
     fallback = data.pick_images(tmp_path, n_images=2)
@@ -83,7 +91,8 @@ def test_compose_tiles(dev_records, lite0):
     ims = [r.load() for r in dev_records[:4]]
     two = data.compose(ims[:2], tile=100)
     four = data.compose(ims, tile=64)
-    assert two.size == (200, 100) and four.size == (128, 128)
+    assert two.size == (200, 100)
+    assert four.size == (128, 128)
     x = lite0.preprocess(two, resize=False)
     assert x.shape == (1, 3, 100, 200)
     with pytest.raises(ValueError, match="2 images"):

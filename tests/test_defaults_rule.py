@@ -35,9 +35,11 @@ def test_rank_settings_by_hand():
     assert (a["drop_rank"], b["drop_rank"]) == (1, 2)  # lower drop is better
     assert (a["increase_rank"], b["increase_rank"]) == (1, 2)  # higher increase is better
     assert (a["insertion_rank"], b["insertion_rank"]) == (2, 1)  # higher insertion is better
-    assert a["mean_rank"] == pytest.approx(4 / 3) and b["mean_rank"] == pytest.approx(5 / 3)
+    assert a["mean_rank"] == pytest.approx(4 / 3)
+    assert b["mean_rank"] == pytest.approx(5 / 3)
     assert (a["n_forward"], b["n_forward"]) == (9, 7)
-    assert "deletion_rank" not in a and "pointing" not in a  # not measured: not ranked
+    assert "deletion_rank" not in a
+    assert "pointing" not in a
     assert "setting" not in a  # rows without a setting give none
 
 
@@ -50,7 +52,8 @@ def test_rank_settings_ties_overlapping_intervals():
     ranked = R.rank_settings(rows)
     table = {r["value"]: r for r in ranked}
     assert table["a"]["drop_lo"] < table["a"]["drop"] < table["a"]["drop_hi"]
-    assert table["a"]["drop_rank"] == table["b"]["drop_rank"] == 1 and table["c"]["drop_rank"] == 3
+    assert table["a"]["drop_rank"] == table["b"]["drop_rank"] == 1
+    assert table["c"]["drop_rank"] == 3
     assert ranked[-1]["value"] == "c"
 
 
@@ -64,10 +67,13 @@ def test_rank_settings_ranks_only_metrics_measured_for_every_setting():
         {"value": "b", "drop": 0.7, "deletion": "", "n_forward": 9},
     ]
     table = {r["value"]: r for r in R.rank_settings(rows)}
-    assert table["a"]["deletion"] == pytest.approx(0.25) and np.isnan(table["b"]["deletion"])
-    assert "deletion_rank" not in table["a"] and "deletion_rank" not in table["b"]
+    assert table["a"]["deletion"] == pytest.approx(0.25)
+    assert np.isnan(table["b"]["deletion"])
+    assert "deletion_rank" not in table["a"]
+    assert "deletion_rank" not in table["b"]
     assert (table["a"]["mean_rank"], table["b"]["mean_rank"]) == (1, 2)  # drop alone
-    assert table["a"]["setting"] == {"n_clusters": 4} and "setting" not in table["b"]
+    assert table["a"]["setting"] == {"n_clusters": 4}
+    assert "setting" not in table["b"]
     with pytest.raises(ValueError, match="coverage: no better direction"):
         R.rank_settings(rows, metrics=("drop", "coverage"))
 
@@ -113,8 +119,10 @@ def test_choose_setting_requires_stability_then_cost_then_the_papers_form():
     stability = {"u": 0.77, "wp": 1.0, "wn": 1.0, "sp": 0.995}
     winner, table = R.choose_setting(data, stability)
     assert [r["value"] for r in table if r["value"] == "u"] == []  # far better, but not seed-stable
-    assert len(table) == 3 and {r["mean_rank"] for r in table} == {1.0}  # the three stable ones tie
-    assert winner["value"] == "wp" and winner["setting"] == stable_paper  # two are cheaper; of those eq 22 as printed
+    assert len(table) == 3
+    assert {r["mean_rank"] for r in table} == {1.0}
+    assert winner["value"] == "wp"
+    assert winner["setting"] == stable_paper
     winner, _ = R.choose_setting(data, {**stability, "u": 0.99})  # at the threshold: stable, and best
     assert winner["value"] == "u"
     winner, _ = R.choose_setting(data, {"wn": 1.0, "sp": 1.0})  # a value without stability is not stable
@@ -138,8 +146,10 @@ def test_read_measured_counts_a_setting_in_two_parts_once(tmp_path):
         (tmp_path / f"{part}_stability.csv").write_text(f"method,corr\n{label},1.0\n")
     rows, stability = R.read_measured([tmp_path / "grid", tmp_path / "alpha_q", tmp_path / "missing"])
     images, tiles = [r for r in rows if "drop" in r], [r for r in rows if "pointing" in r]
-    assert [r["image"] for r in images] == ["a.JPEG", "b.JPEG"] and [r["pointing"] for r in tiles] == ["0.9"]
-    assert {r["value"] for r in rows} == {label} and stability == {label: 1.0}
+    assert [r["image"] for r in images] == ["a.JPEG", "b.JPEG"]
+    assert [r["pointing"] for r in tiles] == ["0.9"]
+    assert {r["value"] for r in rows} == {label}
+    assert stability == {label: 1.0}
     assert all(r["setting"] == {"clustering": "ward", "n_clusters": 8} for r in rows)  # the label, parsed
     assert R.read_measured([tmp_path / "missing"]) == ([], {})
 
@@ -156,7 +166,8 @@ def test_the_rule_on_the_committed_run_chooses_camlabs_defaults(committed_choice
     assert winner["setting"] == {k: DEFAULTS[k] for k in ("alpha", "clustering", "coupling", "n_clusters")}
     assert stability[winner["value"]] >= R.STABLE
     runner_up = table[1]  # RESULTS.md: tied with Q = 12 on mean rank 1.0, chosen for its fewer passes
-    assert runner_up["mean_rank"] == winner["mean_rank"] == 1.0 and runner_up["setting"]["n_clusters"] == 12
+    assert runner_up["mean_rank"] == winner["mean_rank"] == 1.0
+    assert runner_up["setting"]["n_clusters"] == 12
     assert winner["n_forward"] == 11 < runner_up["n_forward"]
 
 

@@ -30,4 +30,5 @@ def test_environment_yml_matches_pyproject():
 
 def test_torch_is_pinned_to_the_local_build():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
+    assert "torch==2.14.1" in deps
+    assert "torchvision==0.29.1" in deps

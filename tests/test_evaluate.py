@@ -64,7 +64,9 @@ def test_cli_writes_the_csv_and_the_summary(tmp_path, data_root):
         for r in rows
     )
     assert [int(r["n_forward"]) for r in rows] == [1, 5, 1, 5]
-    assert "drop %" in res.stdout and "vs reference" in res.stdout and "clustercam:n_clusters=4" in res.stdout
+    assert "drop %" in res.stdout
+    assert "vs reference" in res.stdout
+    assert "clustercam:n_clusters=4" in res.stdout
     table = read(summary)
     assert [r["method"] for r in table] == ["gradcam", "clustercam:n_clusters=4"]
     for m in ("drop", "drop_unclipped", "increase", "deletion", "coverage"):
@@ -73,7 +75,8 @@ def test_cli_writes_the_csv_and_the_summary(tmp_path, data_root):
             assert {f"{m}_diff", f"{m}_diff_lo", f"{m}_diff_hi", f"{m}_p"} <= set(r)
         values = [float(r[m]) for r in rows if r["method"] == "gradcam"]
         assert float(table[0][m]) == pytest.approx(sum(values) / 2, rel=1e-5)
-    assert float(table[0]["drop_diff"]) == 0 and float(table[0]["drop_p"]) == 1
+    assert float(table[0]["drop_diff"]) == 0
+    assert float(table[0]["drop_p"]) == 1
 
 
 def test_killed_midway_resumes_without_recomputing(tmp_path, data_root):
@@ -90,7 +93,8 @@ def test_killed_midway_resumes_without_recomputing(tmp_path, data_root):
     res = run_cli(out, data_root, *args)
     assert res.returncode == 0, res.stderr
     final = read(out)
-    assert len(final) == 8 and len({(r["image"], r["method"]) for r in final}) == 8
+    assert len(final) == 8
+    assert len({(r["image"], r["method"]) for r in final}) == 8
     assert final[: len(first)] == first  # finished rows are kept as they were, not recomputed
 
 
@@ -138,7 +142,8 @@ def test_two_torchrun_processes_match_one(tmp_path, data_root):
         timeout=900,
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    assert (tmp_path / "multi.csv.rank0.csv").is_file() and (tmp_path / "multi.csv.rank1.csv").is_file()
+    assert (tmp_path / "multi.csv.rank0.csv").is_file()
+    assert (tmp_path / "multi.csv.rank1.csv").is_file()
     a, b = read(single), read(multi)
     assert len(a) == len(b) == 10
     assert [{k: r[k] for k in COMPARED} for r in a] == [{k: r[k] for k in COMPARED} for r in b]
@@ -170,8 +175,10 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
     with pytest.warns(UserWarning, match=f"skipped {bad.name}"):
         rows = E.evaluate(lite0, records, E.parse_methods("gradcam,cam"), ["drop"], out=out, progress=False)
     good = [dev_records[0].path.name, dev_records[2].path.name]
-    assert sorted({r["image"] for r in rows}) == good and len(rows) == 4  # every good image, both methods
-    assert list(rows.skipped) == [bad.name] and "cannot read" in rows.skipped[bad.name]
+    assert sorted({r["image"] for r in rows}) == good
+    assert len(rows) == 4
+    assert list(rows.skipped) == [bad.name]
+    assert "cannot read" in rows.skipped[bad.name]
     assert E.read_skipped(out) == rows.skipped
     # a rerun neither retries the bad file nor loses or recomputes a row
     import warnings
@@ -179,13 +186,14 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         again = E.evaluate(lite0, records, E.parse_methods("gradcam,cam"), ["drop"], out=out, progress=False)
-    assert list(again) == list(rows) and again.skipped == rows.skipped
+    assert list(again) == list(rows)
+    assert again.skipped == rows.skipped
     table = E.summarize(again, skipped=again.skipped)
     assert all(r["images"] == 2 and r["skipped"] == 1 for r in table)
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         (["--methods", "gradcram"], "unknown method 'gradcram'"),
         (["--metrics", "drop,auc"], "unknown metric 'auc'"),
@@ -212,7 +220,9 @@ def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
         E.main(argv + args)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert message in err, err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err, err
 
 
 def test_pointing_intervals_per_method_in_order():
@@ -224,7 +234,8 @@ def test_pointing_intervals_per_method_in_order():
     ]
     got = pointing_intervals(rows)
     assert list(got) == ["b", "a"]
-    assert got["b"] == mean_interval([0.9, 0.7, 0.8]) and got["a"] == mean_interval([0.2, 0.4])
+    assert got["b"] == mean_interval([0.9, 0.7, 0.8])
+    assert got["a"] == mean_interval([0.2, 0.4])
 
 
 def test_read_results_keeps_only_images_every_method_has(tmp_path):
@@ -258,7 +269,8 @@ def test_a_folder_of_plainly_named_photos_explains_the_top_1_class(tmp_path, dat
     )
     assert res.returncode == 0, res.stderr
     rows = read(out)
-    assert [r["image"] for r in rows] == ["cat and dog.png", "horses.jpg"] and all(r["class_index"] == "" for r in rows)
+    assert [r["image"] for r in rows] == ["cat and dog.png", "horses.jpg"]
+    assert all(r["class_index"] == "" for r in rows)
     clf = camlab.load_model("efficientnet_lite0", device="cpu")
     top1 = clf.predict(clf.preprocess([photos / "cat and dog.png", photos / "horses.jpg"]))[1][:, 0].tolist()
     assert [int(r["target"]) for r in rows] == top1
@@ -271,7 +283,9 @@ def test_metrics_drop_also_writes_drop_unclipped(tmp_path, data_root):
     res = run_cli(out, data_root, "--limit", "1", "--methods", "gradcam", "--metrics", "drop", module="camlab.evaluate")
     assert res.returncode == 0, res.stderr
     (row,) = read(out)
-    assert row["drop"] != "" and row["drop_unclipped"] != "" and row["increase"] == ""
+    assert row["drop"] != ""
+    assert row["drop_unclipped"] != ""
+    assert row["increase"] == ""
     assert float(row["drop"]) == pytest.approx(max(0.0, float(row["drop_unclipped"])), abs=1e-5)
     assert "drop_unclipped %" in res.stdout
 
@@ -306,5 +320,6 @@ def test_the_names_callers_import_from_camlab_evaluate_are_still_there():
         "summarize",
     ]
     assert [n for n in names if not hasattr(E, n)] == []
-    assert E.read_results is results.read_results and E.FIELDS is results.FIELDS
+    assert E.read_results is results.read_results
+    assert E.FIELDS is results.FIELDS
     assert harness_cli.evaluate is E.evaluate

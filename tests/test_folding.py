@@ -78,7 +78,8 @@ def test_pairs_are_folded_the_output_is_the_same_and_the_original_untouched(x):
     net = ConvBN().eval()
     state = {k: v.clone() for k, v in net.state_dict().items()}
     twin = fold(net, x)
-    assert isinstance(twin, FoldedNetwork) and twin.folded == {"conv1", "conv2"}
+    assert isinstance(twin, FoldedNetwork)
+    assert twin.folded == {"conv1", "conv2"}
     assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.network.modules())
     assert [type(m) for m in net.modules()] == [ConvBN, nn.Conv2d, nn.BatchNorm2d, nn.Conv2d, nn.BatchNorm2d, nn.Linear]
     assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())  # the original is untouched
@@ -106,7 +107,8 @@ def test_fold_copies_no_hook_and_runs_none(x):
         twin = fold(net, x)
         with torch.no_grad():
             twin.network(x)
-        assert seen == [] and not twin.network.conv2._forward_hooks
+        assert seen == []
+        assert not twin.network.conv2._forward_hooks
     finally:
         handle.remove()
 
@@ -122,7 +124,7 @@ def test_fold_refuses_a_model_in_training_mode_naming_the_module(x):
         fold(net, x)
 
 
-@pytest.mark.parametrize("kernel, stride", [(3, 2), (5, 2), (3, 1)])
+@pytest.mark.parametrize(("kernel", "stride"), [(3, 2), (5, 2), (3, 1)])
 def test_pad_free_same_conv_equals_conv2d_same(kernel, stride):
     """timm's Conv2dSame pads its input asymmetrically (the odd pixel at the end); PadFreeSameConv
     pads symmetrically with a zero row/column added to its kernel instead. Output and input
@@ -137,7 +139,8 @@ def test_pad_free_same_conv_equals_conv2d_same(kernel, stride):
         for size in ((16, 16), (17, 15), (13, 18)):
             xi = torch.randn(2, 8, *size, generator=g).contiguous(memory_format=layout).requires_grad_(True)
             a, b = ours(xi), conv(xi)
-            assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5), (size, layout)
+            assert a.shape == b.shape, (size, layout)
+            assert torch.allclose(a, b, atol=1e-5), (size, layout)
             w = torch.randn(a.shape, generator=g)
             (ga,) = torch.autograd.grad((a * w).sum(), xi)
             (gb,) = torch.autograd.grad((b * w).sum(), xi)
@@ -173,7 +176,9 @@ def test_the_twin_of_same_padded_depthwise_convs(x):
 
 def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
     twin = lite0.fast
-    assert twin is not None and len(twin.folded) == 49 and "conv_head" in twin.folded
+    assert twin is not None
+    assert len(twin.folded) == 49
+    assert "conv_head" in twin.folded
     assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.network.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in lite0.module.modules())
     assert camlab.device.module_memory_format(twin.network) is camlab.device.module_memory_format(lite0.module)
@@ -182,14 +187,15 @@ def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
     # the layers stay where they were: the twin keeps the module names (bn2 is now its activation)
     assert {n for n, _ in twin.network.named_modules()} == {n for n, _ in lite0.module.named_modules()}
     assert lite0.scorer is twin.network
-    assert "fast=" not in repr(lite0) and "49 convolutions folded" in repr(lite0.fast)  # the twin stays out of the repr
+    assert "fast=" not in repr(lite0)
+    assert "49 convolutions folded" in repr(lite0.fast)
 
 
 # --- methods on a Classifier and on a bare module -------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "method, layer",
+    ("method", "layer"),
     [
         (camlab.GradCAM, "blocks.6"),
         (camlab.ScoreCAM, "blocks.6"),
@@ -202,7 +208,9 @@ def test_the_classifier_gives_the_bare_modules_map(lite0, real_batch, method, la
     x = real_batch[:1]
     fast = method(lite0, layer)
     slow = method(lite0.module, layer)
-    assert fast.net is lite0.fast.network and slow.net is lite0.module and fast.module is slow.module is lite0.module
+    assert fast.net is lite0.fast.network
+    assert slow.net is lite0.module
+    assert fast.module is slow.module is lite0.module
     ours, theirs = fast(x), slow(x)
     assert ours.n_forward == theirs.n_forward
     assert torch.allclose(ours.heatmaps, theirs.heatmaps, atol=1e-4), (method.name, layer)
@@ -216,8 +224,11 @@ def test_a_folded_convolution_as_target_runs_on_the_original(lite0, real_batch):
         cam = method(lite0, "conv_head")
         assert cam.net is lite0.module
         ours, theirs = cam(x), method(lite0.module, "conv_head")(x)
-        assert ours.n_forward == theirs.n_forward and torch.allclose(ours.heatmaps, theirs.heatmaps, atol=1e-6)
-    assert not lite0.fast.runs_layer("conv_head") and lite0.fast.runs_layer("bn2") and lite0.fast.runs_layer("blocks.6")
+        assert ours.n_forward == theirs.n_forward
+        assert torch.allclose(ours.heatmaps, theirs.heatmaps, atol=1e-6)
+    assert not lite0.fast.runs_layer("conv_head")
+    assert lite0.fast.runs_layer("bn2")
+    assert lite0.fast.runs_layer("blocks.6")
 
 
 def test_every_pass_runs_on_net(lite0, real_batch):
@@ -233,10 +244,12 @@ def test_every_pass_runs_on_net(lite0, real_batch):
     ):
         with count_forwards(cam.net) as on_net, count_forwards(lite0.module) as on_module:
             exp = cam(x)
-        assert on_net.images == exp.n_forward > 0 and on_module.images == 0, cam.name
+        assert on_net.images == exp.n_forward > 0, cam.name
+        assert on_module.images == 0, cam.name
     cam = camlab.ClusterCAM(lite0, "blocks.6", n_clusters=4)
     state = cam.fit(x)
-    assert state.n_forward == 5 and cam.replace(n_clusters=3).net is cam.net  # replace keeps the twin
+    assert state.n_forward == 5
+    assert cam.replace(n_clusters=3).net is cam.net
 
 
 def test_a_users_hook_on_the_module_does_not_change_the_map(lite0, real_batch):
@@ -245,13 +258,16 @@ def test_a_users_hook_on_the_module_does_not_change_the_map(lite0, real_batch):
         cam = method(lite0, "blocks.6")
         without = cam(x)
         seen = []
-        handle = lite0.module.get_submodule("blocks.5").register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+        handle = lite0.module.get_submodule("blocks.5").register_forward_hook(
+            lambda m, i, o, seen=seen: seen.append(o.shape[0])
+        )
         try:
             with_hook = cam(x)
             bare = method(lite0.module, "blocks.6")(x)
         finally:
             handle.remove()
-        assert torch.equal(with_hook.heatmaps, without.heatmaps) and with_hook.n_forward == without.n_forward
+        assert torch.equal(with_hook.heatmaps, without.heatmaps)
+        assert with_hook.n_forward == without.n_forward
         assert torch.allclose(bare.heatmaps, without.heatmaps, atol=1e-4)
         assert sum(seen) == bare.n_forward  # the hook saw the bare module's passes only
 
@@ -320,10 +336,11 @@ def test_a_converted_model_without_refold_is_an_error(own_lite0, real_batch):
     ):
         cam(real_batch[:1].double())
     with pytest.raises(RuntimeError, match=r"call clf.refold\(\)"):
-        clf.scorer
+        _ = clf.scorer
     clf.refold()
     exp = camlab.GradCAM(clf, "blocks.6")(real_batch[:1].double())
-    assert exp.heatmaps.shape == (1, 224, 224) and clf.fast.network.classifier.weight.dtype is torch.float64
+    assert exp.heatmaps.shape == (1, 224, 224)
+    assert clf.fast.network.classifier.weight.dtype is torch.float64
 
 
 def test_a_moved_model_without_refold_is_an_error(x):
@@ -344,7 +361,8 @@ def test_metrics_given_the_classifier_score_on_the_twin(lite0, real_batch):
     exp = camlab.GradCAM(lite0, "blocks.6")(x)
     with count_forwards(lite0.fast.network) as on_twin, count_forwards(lite0.module) as on_module:
         ours = camlab.metrics.measure(lite0, x, exp.heatmaps, exp.targets, ["drop", "road"])
-    assert on_twin.images > 0 and on_module.images == 0
+    assert on_twin.images > 0
+    assert on_module.images == 0
     theirs = camlab.metrics.measure(lite0.module, x, exp.heatmaps, exp.targets, ["drop", "road"])
     assert all(torch.allclose(ours[k], theirs[k], atol=1e-4) for k in ours)
 

@@ -31,9 +31,8 @@ def test_a_non_finite_heatmap_is_caught_and_no_hook_stays():
 
 def test_every_baseline_form():
     x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(make_baseline(x, "zeros"), torch.zeros_like(x)) and torch.equal(
-        make_baseline(x, None), torch.zeros_like(x)
-    )
+    assert torch.equal(make_baseline(x, "zeros"), torch.zeros_like(x))
+    assert torch.equal(make_baseline(x, None), torch.zeros_like(x))
     assert torch.equal(make_baseline(x, "blur"), blur(x))
     assert torch.equal(make_baseline(x, 0.25), torch.full_like(x, 0.25))
     colour = torch.tensor([0.1, -0.2, 0.3]).view(3, 1, 1)
@@ -62,8 +61,11 @@ def test_every_baseline_form():
 def test_time_call_counts_and_takes_the_median():
     calls = []
     res = time_call(lambda: calls.append(1) or len(calls), repeats=5, warmup=2)
-    assert len(calls) == 7 and res.result == 7 and len(res.all_seconds) == 5
-    assert res.seconds == sorted(res.all_seconds)[2] and res.peak_memory_mb is None
+    assert len(calls) == 7
+    assert res.result == 7
+    assert len(res.all_seconds) == 5
+    assert res.seconds == sorted(res.all_seconds)[2]
+    assert res.peak_memory_mb is None
     with pytest.raises(ValueError, match="repeats must be ≥ 1, got 0"):
         time_call(lambda: None, repeats=0)
 
@@ -88,9 +90,12 @@ def test_strip_outputs(tmp_path):
     path.write_text(json.dumps(nb))
     assert strip_outputs(path) is True
     out = json.loads(path.read_text())
-    assert out["cells"][0]["outputs"] == [] and out["cells"][0]["execution_count"] is None
-    assert "papermill" not in out["cells"][0]["metadata"] and "papermill" not in out["metadata"]
-    assert out["metadata"]["kernelspec"] == {"name": "python3"} and out["cells"][1]["source"] == "# t"
+    assert out["cells"][0]["outputs"] == []
+    assert out["cells"][0]["execution_count"] is None
+    assert "papermill" not in out["cells"][0]["metadata"]
+    assert "papermill" not in out["metadata"]
+    assert out["metadata"]["kernelspec"] == {"name": "python3"}
+    assert out["cells"][1]["source"] == "# t"
     assert strip_outputs(path) is False  # already stripped: unchanged
 
 
@@ -102,7 +107,8 @@ def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
 
     for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "CAMLAB_KERNEL_ENV"):
         monkeypatch.delenv(k, raising=False)
-    assert N.kernel_environment() == N.KERNEL_ENV and N.KERNEL_ENV
+    assert N.kernel_environment() == N.KERNEL_ENV
+    assert N.KERNEL_ENV
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert N.kernel_environment() == {}  # the user's own OpenMP setting wins
     monkeypatch.delenv("OMP_NUM_THREADS")
@@ -134,8 +140,12 @@ def test_timing_summary_pairs_images_and_counts_passes_apart():
         {"method": "clustercam", "image": "i2", "seconds": "1", "full_passes": "7", "partial_passes": "0"},
     ]
     a = timing_summary(rows)[0]
-    assert a["method"] == "a" and a["seconds"].mean == 3.0 and a["ratio"].mean == 3.0
-    assert a["full_passes"] == 1.0 and a["partial_passes"] == 15.0 and a["n_images"] == 2
+    assert a["method"] == "a"
+    assert a["seconds"].mean == 3.0
+    assert a["ratio"].mean == 3.0
+    assert a["full_passes"] == 1.0
+    assert a["partial_passes"] == 15.0
+    assert a["n_images"] == 2
     assert "| a | 3.0000" in timing_table(rows)
     with pytest.raises(ValueError, match="no row for 1 image"):
         timing_summary(rows[1:])
@@ -152,5 +162,7 @@ def test_progress_bars_are_off_where_nobody_watches(monkeypatch):
     assert progress(items, desc="x") is items
     monkeypatch.setenv(HEADLESS, "0")
     bar = progress(items, desc="x")
-    assert bar is not items and list(bar) == items and hasattr(bar, "set_postfix_str")
+    assert bar is not items
+    assert list(bar) == items
+    assert hasattr(bar, "set_postfix_str")
     assert progress(items, desc="x", enabled=False) is items

@@ -8,7 +8,8 @@ from camlab import load_image
 
 def test_path_and_pil(dev_records):
     im = load_image(dev_records[0].path)
-    assert im.mode == "RGB" and min(im.size) > 50
+    assert im.mode == "RGB"
+    assert min(im.size) > 50
     assert load_image(im).mode == "RGB"
 
 
@@ -20,7 +21,8 @@ def test_pil_modes_become_rgb(mode):
     else:
         im = base.convert(mode)
     out = load_image(im)
-    assert out.mode == "RGB" and out.size == (48, 64)
+    assert out.mode == "RGB"
+    assert out.size == (48, 64)
 
 
 def test_rgba_transparent_pixels_become_white():
@@ -29,7 +31,7 @@ def test_rgba_transparent_pixels_become_white():
 
 
 @pytest.mark.parametrize(
-    "arr, expected_max",
+    ("arr", "expected_max"),
     [
         (np.full((8, 8), 65535, dtype=np.uint16), 255),  # 16-bit white
         (np.full((8, 8), 32768, dtype=np.uint16), 128),  # 16-bit mid grey
@@ -40,7 +42,8 @@ def test_rgba_transparent_pixels_become_white():
 )
 def test_arrays_are_scaled(arr, expected_max):
     out = np.asarray(load_image(arr))
-    assert out.shape == (8, 8, 3) and out.dtype == np.uint8
+    assert out.shape == (8, 8, 3)
+    assert out.dtype == np.uint8
     assert int(out.max()) == expected_max
 
 
@@ -57,7 +60,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "arr, msg",
+    ("arr", "msg"),
     [
         (np.zeros((4, 4, 5), dtype=np.uint8), "shape"),
         (np.full((4, 4), np.nan), "NaN"),
@@ -79,7 +82,9 @@ def test_preprocess_takes_every_kind(lite0, dev_records):
     path = dev_records[3].path
     x = lite0.preprocess([path, load_image(path), np.asarray(load_image(path))])
     assert x.shape == (3, 3, 224, 224)
-    assert (x[0] - x[1]).abs().max() == 0 and (x[0] - x[2]).abs().max() == 0
+    assert (x[0] - x[1]).abs().max() == 0
+    assert (x[0] - x[2]).abs().max() == 0
     back = lite0.unnormalize(x)
-    assert back.min() >= 0 and back.max() <= 1
+    assert back.min() >= 0
+    assert back.max() <= 1
     assert camlab.data.sample_images()  # the package samples load too

@@ -48,7 +48,7 @@ def pgc_cam(cls, model, layer, x, targets, **attrs):
 
 @pytest.mark.parametrize("layer", ["bn2", "blocks.6"])
 @pytest.mark.parametrize(
-    "ours, theirs, kwargs",
+    ("ours", "theirs", "kwargs"),
     [
         ("gradcam", "GradCAM", {}),
         # pytorch-grad-cam adds 1e-6 to the denominator of α; eps=1e-6 reproduces it (default 0)
@@ -80,7 +80,8 @@ def test_smoothgradcampp_is_seeded(lite0, real_batch):
     a = SmoothGradCAMpp(lite0.module, "blocks.6", n_samples=3, noise_std=0.2, seed=1)(real_batch[:1])
     b = SmoothGradCAMpp(lite0.module, "blocks.6", n_samples=3, noise_std=0.2, seed=1)(real_batch[:1])
     c = SmoothGradCAMpp(lite0.module, "blocks.6", n_samples=3, noise_std=0.2, seed=2)(real_batch[:1])
-    assert torch.equal(a.heatmaps, b.heatmaps) and not torch.equal(a.heatmaps, c.heatmaps)
+    assert torch.equal(a.heatmaps, b.heatmaps)
+    assert not torch.equal(a.heatmaps, c.heatmaps)
     assert a.n_forward == 1 + 3
 
 
@@ -185,7 +186,7 @@ def test_ablationcam_paper_definition_against_a_direct_computation(lite0, small_
         for k in range(0, n, 64):
             batch = a.repeat(min(64, n - k), 1, 1, 1)
             batch[torch.arange(len(batch)), torch.arange(k, k + len(batch))] = 0
-            h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o: batch)
+            h = lite0.module.blocks[6].register_forward_hook(lambda m, i, o, batch=batch: batch)
             ablated.append(lite0.module(x.expand(len(batch), -1, -1, -1)).softmax(1)[:, c])
             h.remove()
     w = (p[0, c] - torch.cat(ablated)) / p[0, c]
@@ -206,7 +207,8 @@ def test_ablationcam_split_equals_full_forward(lite0, small_batch, layer):
     assert torch.allclose(split.heatmaps, full.heatmaps, atol=1e-5)
     assert torch.allclose(split.extras["ablated_scores"], full.extras["ablated_scores"], atol=1e-5)
     # the same passes counted, but the split run's ablated copies are partial passes through the tail
-    assert split.n_forward == full.n_forward and full.extras["tail_passes"] == 0
+    assert split.n_forward == full.n_forward
+    assert full.extras["tail_passes"] == 0
     assert split.extras["tail_passes"] == split.n_forward - len(small_batch) > 0
 
 
@@ -282,8 +284,11 @@ def test_hooks_are_gone_after_every_call_and_every_error(name, lite0, small_batc
     method = METHODS[name](model, "bn2", **FAST_KWARGS.get(name, {}))
     exp = method(small_batch[:1])
     assert _hook_count(model) == before
-    assert torch.isfinite(exp.heatmaps).all() and exp.heatmaps.shape == (1, 128, 128)
-    assert exp.method == name and exp.n_forward >= 1 and exp.params["target_layer"] == "bn2"
+    assert torch.isfinite(exp.heatmaps).all()
+    assert exp.heatmaps.shape == (1, 128, 128)
+    assert exp.method == name
+    assert exp.n_forward >= 1
+    assert exp.params["target_layer"] == "bn2"
     with pytest.raises(ValueError, match="out of range"):
         method(small_batch[:1], targets=5000)
     assert _hook_count(model) == before

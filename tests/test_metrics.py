@@ -65,7 +65,8 @@ def test_a_constant_heatmap_gives_no_nan(lite0, case):
     y = probs(lite0.module, x, t)
     assert torch.allclose(M.confidence_drop(lite0.module, x, zero, t, clip=False), (y - y0) / y, atol=1e-5)
     for curves in (M.deletion(lite0.module, x, zero, t, n_steps=4), M.insertion(lite0.module, x, zero, t, n_steps=4)):
-        assert torch.isfinite(curves.scores).all() and torch.isfinite(curves.auc).all()
+        assert torch.isfinite(curves.scores).all()
+        assert torch.isfinite(curves.auc).all()
 
 
 @pytest.mark.parametrize("mode", ["deletion", "insertion"])
@@ -109,9 +110,11 @@ def test_coverage_and_pointing():
     h[0, 0] = 0.5
     assert M.coverage(h[None]).item() == pytest.approx(1.5 / 24)
     right = M.grid_pointing(h, (0, 3, 4, 3))  # the right half
-    assert right.mass_inside == pytest.approx(1 / 1.5) and right.max_inside
+    assert right.mass_inside == pytest.approx(1 / 1.5)
+    assert right.max_inside
     left = M.grid_pointing(h, (0, 0, 4, 3))
-    assert left.mass_inside == pytest.approx(0.5 / 1.5) and not left.max_inside
+    assert left.mass_inside == pytest.approx(0.5 / 1.5)
+    assert not left.max_inside
     assert M.grid_pointing(torch.zeros(4, 6), (0, 0, 4, 3)) == M.PointingResult(0.0, False)
 
 
@@ -134,7 +137,8 @@ def test_grid_composites_and_the_pointing_game(lite0, dev_records):
     assert all(len(set(c.class_indices)) == 2 and c.image.size == (448, 224) for c in comps)
     assert comps[0].boxes == ((0, 0, 224, 224), (0, 224, 224, 224))
     four = camlab.data.grid_composites(dev_records, k=4, n=1)
-    assert four[0].image.size == (448, 448) and four[0].boxes[3] == (224, 224, 224, 224)
+    assert four[0].image.size == (448, 448)
+    assert four[0].boxes[3] == (224, 224, 224, 224)
     rows, skipped = pointing_game(lite0, comps, parse_methods("gradcam"), progress=False)
     assert len(rows) + skipped == 3 * 2
     for r in rows:
@@ -157,7 +161,7 @@ def _separable_blur(x, kernel_size=51, sigma=50.0, mode="reflect"):
     return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-@pytest.mark.parametrize("size, mode", [((64, 48), "reflect"), ((20, 30), "replicate"), ((8, 8), "replicate")])
+@pytest.mark.parametrize(("size", "mode"), [((64, 48), "reflect"), ((20, 30), "replicate"), ((8, 8), "replicate")])
 def test_blur_is_torchvisions_gaussian_blur(size, mode):
     from torchvision.transforms.functional import gaussian_blur
 

@@ -20,8 +20,10 @@ def no_network(monkeypatch):
 def test_efficientnet_lite0_loads_with_no_network(no_network):
     clf = camlab.load_model("efficientnet_lite0", device="cpu")
     assert isinstance(clf, camlab.Classifier)
-    assert clf.name == "efficientnet_lite0" and clf.target_layer == "bn2"
-    assert not clf.module.training and len(clf.categories) == 1000
+    assert clf.name == "efficientnet_lite0"
+    assert clf.target_layer == "bn2"
+    assert not clf.module.training
+    assert len(clf.categories) == 1000
     assert clf.mean == clf.std == (0.5, 0.5, 0.5)
 
 
@@ -30,7 +32,7 @@ def test_top1_on_the_200_dev_images(lite0, dev_records):
     for k in range(0, len(dev_records), 40):
         chunk = dev_records[k : k + 40]
         _, top = lite0.predict(lite0.preprocess([r.path for r in chunk]))
-        correct += sum(int(t) == r.class_index for t, r in zip(top[:, 0], chunk))
+        correct += sum(int(t) == r.class_index for t, r in zip(top[:, 0], chunk, strict=True))
     accuracy = correct / len(dev_records)
     assert accuracy >= 0.85, f"top-1 {accuracy:.3f} on the dev images"
 
@@ -39,10 +41,13 @@ def test_transform_is_bicubic_256_crop_224(lite0, dev_records):
     from torchvision.transforms import InterpolationMode
 
     steps = lite0.transform.transforms
-    assert steps[0].size == 256 and steps[0].interpolation == InterpolationMode.BICUBIC
+    assert steps[0].size == 256
+    assert steps[0].interpolation == InterpolationMode.BICUBIC
     assert steps[1].size == (224, 224)
     x = lite0.transform(dev_records[0].load())
-    assert x.shape == (3, 224, 224) and -1.0 - 1e-6 <= float(x.min()) and float(x.max()) <= 1.0 + 1e-6
+    assert x.shape == (3, 224, 224)
+    assert -1.0 - 1e-6 <= float(x.min())
+    assert float(x.max()) <= 1.0 + 1e-6
 
 
 def test_key_mapping_rule():
@@ -60,7 +65,8 @@ def test_key_mapping_rule():
     assert new["blocks.1.0.conv_pwl.weight"] is old["_blocks.1._project_conv.weight"]
     # the last flat block (15) is stage 6's only block
     assert new["blocks.6.0.conv_pw.weight"] is old["_blocks.15._expand_conv.weight"]
-    assert new["bn2.running_var"] is old["_bn1.running_var"] and new["classifier.bias"] is old["_fc.bias"]
+    assert new["bn2.running_var"] is old["_bn1.running_var"]
+    assert new["classifier.bias"] is old["_fc.bias"]
 
     with pytest.raises(KeyError, match="matched no rule"):
         map_efficientnet_lite_keys({**old, "_blocks.3._se_reduce.weight": torch.zeros(1)}, model)
@@ -71,23 +77,25 @@ def test_key_mapping_rule():
 
 
 def test_unknown_model_lists_the_names():
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="unknown model 'vgg19'") as err:
         camlab.load_model("vgg19")
     for name in ("efficientnet_lite0", "alexnet", "vgg16", "resnet50"):
         assert name in str(err.value)
 
 
 @pytest.mark.parametrize(
-    "name, layer, channels",
+    ("name", "layer", "channels"),
     [("alexnet", "features.11", 256), ("vgg16", "features.29", 512), ("resnet50", "layer4", 2048)],
 )
 def test_torchvision_models_with_random_weights(name, layer, channels):
     clf = camlab.load_model(name, device="cpu", weights=None)
-    assert clf.target_layer == layer and clf.name == name
+    assert clf.target_layer == layer
+    assert clf.name == name
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad(), camlab.capture(clf.module, clf.target_layer) as cap:
         out = clf.module(x)
-    assert out.shape == (1, 1000) and cap.activations.shape[1] == channels
+    assert out.shape == (1, 1000)
+    assert cap.activations.shape[1] == channels
 
 
 def test_torchvision_weights_offline_is_a_clear_error(monkeypatch, tmp_path):
@@ -97,9 +105,10 @@ def test_torchvision_weights_offline_is_a_clear_error(monkeypatch, tmp_path):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(RuntimeError, match="could not load the pretrained vgg16 weights") as err:
         camlab.load_model("vgg16", weights="default")
-    assert "efficientnet_lite0" in str(err.value) and "weights=None" in str(err.value)
+    assert "efficientnet_lite0" in str(err.value)
+    assert "weights=None" in str(err.value)
 
 
 def test_resolve_device():
@@ -115,11 +124,13 @@ def test_resolve_device():
 def test_efficientnet_lite2_offline_on_the_dev_images(no_network, dev_records):
     clf = camlab.load_model("efficientnet_lite2", device="cpu")
     steps = clf.transform.transforms
-    assert steps[0].size == 292 and steps[1].size == (260, 260) and clf.target_layer == "bn2"
+    assert steps[0].size == 292
+    assert steps[1].size == (260, 260)
+    assert clf.target_layer == "bn2"
     picks = dev_records[::4]  # 50 of the 200 images keep the test short
     correct = 0
     for k in range(0, len(picks), 25):
         chunk = picks[k : k + 25]
         _, top = clf.predict(clf.preprocess([r.path for r in chunk]))
-        correct += sum(int(t) == r.class_index for t, r in zip(top[:, 0], chunk))
+        correct += sum(int(t) == r.class_index for t, r in zip(top[:, 0], chunk, strict=True))
     assert correct / len(picks) >= 0.85

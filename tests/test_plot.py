@@ -10,11 +10,13 @@ def test_overlay_and_grid(lite0, real_batch):
     exp = camlab.CAM(lite0.module, lite0.target_layer)(real_batch)
     images = lite0.unnormalize(real_batch)
     ax = camlab.plot.overlay(images[0], exp.heatmaps[0], title="x")
-    assert len(ax.images) == 2 and ax.get_title() == "x"
+    assert len(ax.images) == 2
+    assert ax.get_title() == "x"
     fig = camlab.plot.grid(images, {"CAM": exp, "again": exp.heatmaps}, row_titles=["a", "b", "c"])
     assert len(fig.axes) == 3 * 3 + 1  # and one shared colour bar
     bar = fig.axes[-1]
-    assert bar.get_ylabel().startswith("heatmap") and bar.get_ylim() == (0.0, 1.0)
+    assert bar.get_ylabel().startswith("heatmap")
+    assert bar.get_ylim() == (0.0, 1.0)
     assert len(camlab.plot.grid(images, {"CAM": exp}, colorbar=False).axes) == 3 * 2
     plt.close("all")
 
@@ -35,7 +37,7 @@ def test_map_correlation_and_near_identical_groups():
     assert torch.allclose(map_correlation(a, 3 * a + 2), torch.ones(3), atol=1e-6)
     assert torch.equal(map_correlation(a, flat), torch.zeros(3))  # a constant map: 0, never NaN
     expected = torch.tensor(
-        [float(torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1]) for u, v in zip(a, b)]
+        [float(torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1]) for u, v in zip(a, b, strict=True)]
     )
     assert torch.allclose(map_correlation(a, b), expected, atol=1e-5)
     r = correlation_matrix({"a": a, "a2": 2 * a, "b": b, "b2": b + 1e-3 * a})

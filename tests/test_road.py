@@ -117,7 +117,8 @@ def test_road_curves_equal_a_direct_computation(lite0, case):
 def test_road_is_seeded(lite0, case):
     x, h, t = case
     a, b = M.road(lite0.module, x[:1], h[:1], t[:1], seed=4), M.road(lite0.module, x[:1], h[:1], t[:1], seed=4)
-    assert torch.equal(a.morf, b.morf) and torch.equal(a.lerf, b.lerf)
+    assert torch.equal(a.morf, b.morf)
+    assert torch.equal(a.lerf, b.lerf)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         M.road(lite0.module, x[:1], h[:1], t[:1], fractions=(0.0, 0.5))
 
@@ -152,7 +153,8 @@ def test_ties_are_broken_at_random_not_in_raster_order():
     flat = torch.zeros(1, 64, 64)
     half = M.top_fraction(flat, 0.5, seed=0)[0]
     top, bottom = float(half[:32].mean()), float(half[32:].mean())
-    assert abs(top - bottom) < 0.05 and float(half.mean()) == 0.5
+    assert abs(top - bottom) < 0.05
+    assert float(half.mean()) == 0.5
     assert torch.equal(half, M.top_fraction(flat, 0.5, seed=0)[0])
     assert not torch.equal(half, M.top_fraction(flat, 0.5, seed=1)[0])
     # values still come first: a strictly higher pixel always outranks a tied one

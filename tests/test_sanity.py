@@ -24,7 +24,10 @@ def test_a_constant_map_ranks_nothing():
     rng = np.random.default_rng(1)
     m = rng.random((16, 16))
     sim = S.similarity(np.zeros((16, 16)), m)
-    assert sim["spearman"] == 0.0 and sim["spearman_abs"] == 0.0 and sim["hog"] == 0.0 and sim["constant"] is True
+    assert sim["spearman"] == 0.0
+    assert sim["spearman_abs"] == 0.0
+    assert sim["hog"] == 0.0
+    assert sim["constant"] is True
     assert S.similarity(m, m)["constant"] is False
 
 
@@ -43,7 +46,8 @@ def test_similarity_equals_scikit_image():
 
 def test_blocks_are_top_first(lite0):
     blocks = S.randomization_blocks(lite0.module)
-    assert blocks[0] == "classifier" and blocks[-1] == "conv_stem"
+    assert blocks[0] == "classifier"
+    assert blocks[-1] == "conv_stem"
     assert [b for b in blocks if b.startswith("blocks.")] == [f"blocks.{i}" for i in range(6, -1, -1)]
 
 
@@ -77,7 +81,8 @@ def test_gradcam_passes_and_the_sobel_control_fails(cascading, lite0, real_batch
 
 def test_the_callers_model_is_left_unchanged(cascading):
     _, before, after, hooks, hooks_after = cascading
-    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
     assert hooks == hooks_after
 
 
@@ -125,7 +130,7 @@ def test_a_classifier_is_accepted_and_its_copies_run_unfolded(lite0, real_batch)
     ours = S.model_randomization("eigencam", lite0, "bn2", x, mode="independent", blocks=blocks)
     theirs = S.model_randomization("eigencam", lite0.module, "bn2", x, mode="independent", blocks=blocks)
     assert [r["block"] for r in ours] == [r["block"] for r in theirs] == ["", "classifier", "conv_head"]
-    assert all(a["spearman"] == pytest.approx(b["spearman"], abs=1e-3) for a, b in zip(ours, theirs))
+    assert all(a["spearman"] == pytest.approx(b["spearman"], abs=1e-3) for a, b in zip(ours, theirs, strict=True))
     assert all(torch.equal(v, twin_state[k]) for k, v in lite0.fast.network.state_dict().items())
     others = [r["other"] for r in S.random_logit("gradcam", lite0, "bn2", x)]
     assert others == [r["other"] for r in S.random_logit("gradcam", lite0.module, "bn2", x)]

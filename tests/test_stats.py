@@ -25,7 +25,8 @@ def scipy_interval(values, method="BCa"):
 def test_mean_interval_is_scipys_bootstrap():
     v = np.random.default_rng(1).gamma(2.0, 0.1, size=60)
     iv = S.mean_interval(v)
-    assert iv.mean == pytest.approx(v.mean()) and iv.n == 60
+    assert iv.mean == pytest.approx(v.mean())
+    assert iv.n == 60
     assert (iv.lo, iv.hi) == pytest.approx(scipy_interval(v))
     assert iv.lo < v.mean() < iv.hi
     # more values, narrower interval
@@ -37,7 +38,8 @@ def test_mean_interval_edge_cases():
     assert S.mean_interval([0.3, 0.3, 0.3]) == S.Interval(0.3, 0.3, 0.3, 3)
     assert S.mean_interval([0.5, float("nan")]) == S.Interval(0.5, 0.5, 0.5, 1)  # NaN left out
     empty = S.mean_interval([])
-    assert math.isnan(empty.mean) and empty.n == 0
+    assert math.isnan(empty.mean)
+    assert empty.n == 0
     two = S.mean_interval([0.0, 1.0])  # BCa undefined: percentile
     assert (two.lo, two.hi) == pytest.approx(scipy_interval([0.0, 1.0], "percentile"))
     # a share of booleans (the increase column): finite interval inside [0, 1]
@@ -53,7 +55,8 @@ def test_paired_difference_matches_scipy():
     assert d.mean == pytest.approx(float(np.mean(val - ref)))
     assert (d.lo, d.hi) == pytest.approx(scipy_interval(val - ref))
     assert d.p == pytest.approx(ss.wilcoxon(val - ref).pvalue)
-    assert d.hi < 0 and d.p < 1e-6
+    assert d.hi < 0
+    assert d.p < 1e-6
     same = S.paired_difference(ref, ref)
     assert (same.mean, same.lo, same.hi, same.p) == (0.0, 0.0, 0.0, 1.0)
     with pytest.raises(ValueError, match="equal lengths, got 3 and 2"):
@@ -97,7 +100,9 @@ def test_summarize_columns_and_values():
     by = {r["method"]: r for r in table}
     cc = by["clustercam"]
     values = [float(r["drop"]) for r in rows if r["method"] == "clustercam"]
-    assert cc["images"] == 31 and cc["n_forward"] == 9 and cc["skipped"] == 1
+    assert cc["images"] == 31
+    assert cc["n_forward"] == 9
+    assert cc["skipped"] == 1
     assert (cc["drop"], cc["drop_lo"], cc["drop_hi"]) == pytest.approx((np.mean(values), *scipy_interval(values)))
     paired = np.array([float(r["drop"]) for r in rows if r["method"] == "clustercam"][:30]) - np.array(
         [float(f"{r:.6g}") for r in ref]
@@ -107,7 +112,8 @@ def test_summarize_columns_and_values():
     )
     assert cc["drop_p"] == pytest.approx(ss.wilcoxon(paired).pvalue)
     assert cc["increase"] == pytest.approx(16 / 31)
-    assert by["gradcam"]["drop_diff"] == 0 and by["gradcam"]["drop_p"] == 1.0
+    assert by["gradcam"]["drop_diff"] == 0
+    assert by["gradcam"]["drop_p"] == 1.0
     assert "insertion" not in cc  # not measured: no column
     text = E.format_table(table)
     assert f"{100 * cc['drop']:.1f} [{100 * cc['drop_lo']:.1f}, {100 * cc['drop_hi']:.1f}]" in text
@@ -141,5 +147,8 @@ def test_holm_adjustment():
     assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
     assert holm([0.5]) == [0.5]
     adjusted = holm([0.2, float("nan"), 0.001, 0.9])
-    assert math.isnan(adjusted[1]) and adjusted[2] == 0.003 and adjusted[0] == 0.4 and adjusted[3] == 0.9
+    assert math.isnan(adjusted[1])
+    assert adjusted[2] == 0.003
+    assert adjusted[0] == 0.4
+    assert adjusted[3] == 0.9
     assert holm([0.6, 0.7]) == [1.0, 1.0]

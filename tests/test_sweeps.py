@@ -32,9 +32,8 @@ def test_a_sweep_over_alpha_and_coupling_costs_one_fit(lite0, real_batch, monkey
     finally:
         handle.remove()
     assert sum(calls) == 2 * 2 * (1 + 4)  # one fit for the whole grid, one for the sweep
-    assert len(rows) == 9 * 2 and all(
-        r["n_forward"] == 1 + 4 for r in rows + by_alpha
-    )  # what each setting costs on its own
+    assert len(rows) == 9 * 2
+    assert all(r["n_forward"] == 1 + 4 for r in rows + by_alpha)
     for r in rows:
         fresh = camlab.ClusterCAM(lite0.module, "blocks.6", **grid[r["value"]])(x[r["image"] : r["image"] + 1])
         assert r["drop"] == pytest.approx(float(fresh.heatmaps.mean()), abs=1e-5)
@@ -44,7 +43,8 @@ def test_sweep_rows_costs_and_ranking(lite0, real_batch):
     x = real_batch[:2]
     q_rows = sweep(lite0.module, x, "blocks.6", "n_clusters", [2, 3], n_steps=2, progress=False)
     assert [r["n_forward"] for r in q_rows] == [3, 3, 4, 4]
-    assert [r["value"] for r in q_rows] == [2, 2, 3, 3] and {r["parameter"] for r in q_rows} == {"n_clusters"}
+    assert [r["value"] for r in q_rows] == [2, 2, 3, 3]
+    assert {r["parameter"] for r in q_rows} == {"n_clusters"}
     with pytest.raises(ValueError, match="cannot sweep 'seed'"):
         sweep(lite0.module, x, "blocks.6", "seed", [1])
 
@@ -62,7 +62,7 @@ def test_compare_measures_whole_settings_like_a_sweep(lite0, real_batch):
     )
     assert [r["value"] for r in named] == ["two", "two", "three", "three"]
     skip = ("parameter", "value", "method", "seconds")  # the labels, and the time each call took
-    for a, b in zip(by_q, named):
+    for a, b in zip(by_q, named, strict=True):
         assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
         assert "pointing" not in a  # no composites, no pointing rows
 
@@ -76,7 +76,7 @@ def test_sweep_rows_are_the_harness_rows(lite0, real_batch, data_root):
     exp = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4)(x)
     direct = E.explanation_rows(lite0.module, x, exp, n_steps=4, method="q4")
     assert set(E.FIELDS) <= set(rows[0])
-    for a, b in zip(rows, direct):
+    for a, b in zip(rows, direct, strict=True):
         for m in E.METRICS:
             assert a[m] == pytest.approx(b[m], abs=1e-6), m
         assert (a["image"], a["target"], a["params"], a["n_forward"]) == (b["image"], b["target"], b["params"], 1 + 4)
@@ -118,7 +118,8 @@ def test_seed_stability(lite0, real_batch):
     assert two["ari"] == pytest.approx(sum(direct) / 2)
     assert -1.0 <= two["corr_min"] <= two["corr"] <= 1.0
     ward = seed_stability(lite0.module, x, "blocks.6", [0, 1, 2], n_clusters=4, clustering="ward")
-    assert ward["ari"] == 1.0 and ward["corr_min"] == pytest.approx(1.0)  # no seed: the same map
+    assert ward["ari"] == 1.0
+    assert ward["corr_min"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 2 seeds"):
         seed_stability(lite0.module, x, "blocks.6", [0])
 

@@ -55,8 +55,10 @@ def test_drop_and_increase_by_hand(toy):
     keep = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])  # E's channel 0 has mean 0.75: O = σ(1.5)
     y, o = sigmoid(1.0), sigmoid(1.5)
     res = M.measure(toy, x, keep, [0], ["drop", "drop_unclipped", "increase"])
-    assert bool(res["increase"][0]) and float(res["drop"][0]) == 0.0
-    assert float(res["drop_unclipped"][0]) == pytest.approx((y - o) / y, abs=1e-6) and (y - o) / y < 0
+    assert bool(res["increase"][0])
+    assert float(res["drop"][0]) == 0.0
+    assert float(res["drop_unclipped"][0]) == pytest.approx((y - o) / y, abs=1e-6)
+    assert (y - o) / y < 0
 
 
 def test_deletion_and_insertion_by_hand(toy):
@@ -71,9 +73,8 @@ def test_deletion_and_insertion_by_hand(toy):
     assert float(d.auc[0]) == pytest.approx(area, abs=1e-6)
     # insertion into the blurred image: a constant image blurs to itself, so every step scores σ(2)
     i = M.insertion(toy, x, H, [0], n_steps=4)
-    assert i.scores[0].tolist() == pytest.approx([sigmoid(A)] * 5, abs=1e-6) and float(i.auc[0]) == pytest.approx(
-        sigmoid(A), abs=1e-6
-    )
+    assert i.scores[0].tolist() == pytest.approx([sigmoid(A)] * 5, abs=1e-6)
+    assert float(i.auc[0]) == pytest.approx(sigmoid(A), abs=1e-6)
     # insertion on a non-constant image: step 0 is the blurred image alone, step 4 the image itself
     x = image([[4, 0], [0, 0]])
     i = M.insertion(toy, x, H, [0], n_steps=4)

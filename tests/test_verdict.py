@@ -28,9 +28,12 @@ def test_aliases_and_the_direction_of_better():
         }
     )
     kept, aliases = V.distinct_methods(rows, ["drop", "gain"])
-    assert kept == ["gradcam", "better", "noise"] and aliases == {"xgradcam": "gradcam"}
+    assert kept == ["gradcam", "better", "noise"]
+    assert aliases == {"xgradcam": "gradcam"}
     c = V.compare(rows, "better", "gradcam", ["drop", "gain"])
-    assert c.better == ["drop", "gain"] and not c.worse and c.n_images == 40  # lower drop, higher gain: both better
+    assert c.better == ["drop", "gain"]
+    assert not c.worse
+    assert c.n_images == 40
     assert c.differences["drop"].mean == pytest.approx(-0.2)
     w = V.compare(rows, "gradcam", "better", ["drop", "gain"])
     assert w.worse == ["drop", "gain"]
@@ -52,7 +55,8 @@ def test_a_tolerance_for_maps_equal_by_construction():
     rows = rows_for({"gradcam": a, "xgradcam": rounded, "other": other})
     assert V.distinct_methods(rows, ["drop", "drop_top20"])[1] == {}  # the defaults keep them apart
     kept, aliases = V.distinct_methods(rows, ["drop", "drop_top20"], atol=1e-3)
-    assert kept == ["gradcam", "other"] and aliases == {"xgradcam": "gradcam"}
+    assert kept == ["gradcam", "other"]
+    assert aliases == {"xgradcam": "gradcam"}
     assert V.largest_difference(rows, "xgradcam", "gradcam", ["drop", "drop_top20"]) == pytest.approx(5.7e-4, rel=1e-3)
     assert V.largest_difference(rows, "other", "gradcam", ["drop"]) > 0.05
     with pytest.raises(ValueError, match="no rows for method 'scorecam'"):

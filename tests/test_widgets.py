@@ -45,7 +45,8 @@ class PassCounter:
 def test_explorer_matches_clustercam(lite0, real_batch, explorer):
     direct = camlab.ClusterCAM(lite0.module, "blocks.6")(real_batch[:1])
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
-    assert explorer.image_forwards == 1 and explorer.masked_forwards == Q
+    assert explorer.image_forwards == 1
+    assert explorer.masked_forwards == Q
     assert explorer.target == int(direct.targets[0]) == explorer.settings["target"]
 
 
@@ -53,8 +54,10 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     image = lite0.unnormalize(real_batch[0])
     box = explorer.widget(image, categories=lite0.categories)
     c = explorer.controls
-    assert box.children and c["n_clusters"].value == Q
-    assert c["clustering"].options == ("kmeans", "spectral", "ward") and c["coupling"].options == (
+    assert box.children
+    assert c["n_clusters"].value == Q
+    assert c["clustering"].options == ("kmeans", "spectral", "ward")
+    assert c["coupling"].options == (
         "normalized",
         "paper",
         "weighted",
@@ -69,13 +72,16 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
             c["coupling"].value = coupling
             maps[coupling] = explorer.explanation.heatmaps
             assert c["alpha"].disabled == (coupling == "weighted")
-    assert not calls.images and explorer.masked_forwards == Q and explorer.settings["alpha"] == 0.3
+    assert not calls.images
+    assert explorer.masked_forwards == Q
+    assert explorer.settings["alpha"] == 0.3
     for coupling, heat in maps.items():
         direct = camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.3, coupling=coupling)(real_batch[:1])
         assert torch.allclose(heat, direct.heatmaps, atol=1e-5)
 
     c["n_clusters"].value = 4  # Q: at most Q masked passes
-    assert Q < explorer.masked_forwards <= Q + 4 and explorer.explanation.cluster_maps.shape[1] == 4
+    assert Q < explorer.masked_forwards <= Q + 4
+    assert explorer.explanation.cluster_maps.shape[1] == 4
 
     c["clustering"].value = "spectral"
     before = explorer.masked_forwards
@@ -83,7 +89,8 @@ def test_sliders_recompute_with_the_promised_cost(lite0, real_batch, explorer):
     spectra = dict(explorer.fitted.cache.spectra)
     c["n_eigvecs"].value = 3
     c["n_eigvecs"].value = 5  # back to a K already seen: every cluster is cached
-    assert len(spectra) == 1 and explorer.fitted.cache.spectra == spectra
+    assert len(spectra) == 1
+    assert explorer.fitted.cache.spectra == spectra
     assert explorer.image_forwards == 1
     assert explorer.masked_forwards <= before + 2 * 4
     direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4, clustering="spectral", n_eigvecs=5, alpha=0.3)(
@@ -106,10 +113,12 @@ def test_the_target_menu_switches_the_class_at_the_price_of_new_scores(lite0, re
     box = explorer.widget(lite0.unnormalize(real_batch[0]), categories=lite0.categories)
     menu = explorer.controls["target"]
     offered = explorer.classes()
-    assert [v for _, v in menu.options] == [k for k, _ in offered] and len(offered) == 5  # the top 5 classes
+    assert [v for _, v in menu.options] == [k for k, _ in offered]
+    assert len(offered) == 5
     probs = [p for _, p in offered]
-    assert probs == sorted(probs, reverse=True) and menu.value == offered[0][0] == explorer.target
-    assert all(f"(p = {p:.2f})" in label for (label, _), p in zip(menu.options, probs))
+    assert probs == sorted(probs, reverse=True)
+    assert menu.value == offered[0][0] == explorer.target
+    assert all(f"(p = {p:.2f})" in label for (label, _), p in zip(menu.options, probs, strict=True))
     first = explorer.explanation
 
     seen = {}
@@ -124,9 +133,8 @@ def test_the_target_menu_switches_the_class_at_the_price_of_new_scores(lite0, re
         )  # new scores only; no image pass
         assert explorer.image_forwards == 1
         direct = camlab.ClusterCAM(lite0.module, "blocks.6")(real_batch[:1], targets=[cls])
-        assert torch.equal(e.labels, direct.labels) and torch.allclose(
-            e.cluster_scores, direct.cluster_scores, atol=1e-5
-        )
+        assert torch.equal(e.labels, direct.labels)
+        assert torch.allclose(e.cluster_scores, direct.cluster_scores, atol=1e-5)
         assert (int(e.base[0]), int(e.scissors[0])) == (int(direct.base[0]), int(direct.scissors[0]))
         assert torch.allclose(e.heatmaps, direct.heatmaps, atol=1e-5)
         seen[cls] = (int(e.base[0]), int(e.scissors[0]), e.heatmaps)
@@ -139,7 +147,8 @@ def test_the_target_menu_switches_the_class_at_the_price_of_new_scores(lite0, re
     with PassCounter(lite0.module) as calls:
         menu.value = offered[0][0]  # back to a class already explained: free, and the same map
         explorer.controls["alpha"].value = 0.5  # α on a switched target: still free
-    assert not calls.images and explorer.masked_forwards == done
+    assert not calls.images
+    assert explorer.masked_forwards == done
     assert torch.allclose(
         explorer.explanation.heatmaps,
         camlab.ClusterCAM(lite0.module, "blocks.6", alpha=0.5)(real_batch[:1]).heatmaps,
@@ -151,7 +160,8 @@ def test_the_target_menu_switches_the_class_at_the_price_of_new_scores(lite0, re
     cls = offered[1][0]
     menu.value = cls  # its stored fit has the old Q: refitted on the same scores' pass, Q = 6
     direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=6, alpha=0.5)(real_batch[:1], targets=[cls])
-    assert explorer.image_forwards == 1 and explorer.explanation.cluster_maps.shape[1] == 6
+    assert explorer.image_forwards == 1
+    assert explorer.explanation.cluster_maps.shape[1] == 6
     assert torch.allclose(explorer.explanation.heatmaps, direct.heatmaps, atol=1e-5)
     assert box.children
     plt.close("all")
@@ -163,41 +173,46 @@ def test_the_image_menu(lite0, real_batch, two_images):
     shown = [lite0.unnormalize(real_batch[0]), lite0.unnormalize(composite)[0]]
     ex.widget(shown, categories=lite0.categories)
     c = ex.controls
-    assert [v for _, v in c["image"].options] == [0, 1] and [n for n, _ in c["image"].options] == [
+    assert [v for _, v in c["image"].options] == [0, 1]
+    assert [n for n, _ in c["image"].options] == [
         "tench",
         "cat | towel",
     ]
     first_menu = [v for _, v in c["target"].options]
-    assert ex.image_forwards == 1 and ex.masked_forwards == Q
+    assert ex.image_forwards == 1
+    assert ex.masked_forwards == Q
 
     c["image"].value = 1  # a new image: one pass of it, its top class, its own target menu
     direct = camlab.ClusterCAM(lite0.module, "blocks.6")(composite)
-    assert ex.settings["image"] == 1 and ex.target == int(direct.targets[0])
-    assert ex.image_forwards == 2 and ex.masked_forwards == 2 * Q
-    assert (
-        torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-5) and ex.explanation.heatmaps.shape[-1] == 448
-    )
+    assert ex.settings["image"] == 1
+    assert ex.target == int(direct.targets[0])
+    assert ex.image_forwards == 2
+    assert ex.masked_forwards == 2 * Q
+    assert torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-5)
+    assert ex.explanation.heatmaps.shape[-1] == 448
     menu = [v for _, v in c["target"].options]
-    assert (
-        menu == [k for k, _ in ex.classes(1)]
-        and len(menu) == 3
-        and menu != first_menu
-        and c["target"].value == ex.target
-    )
+    assert menu == [k for k, _ in ex.classes(1)]
+    assert len(menu) == 3
+    assert menu != first_menu
+    assert c["target"].value == ex.target
     assert "cat | towel: target" in ex.caption(lite0.categories)
 
     second = menu[1]  # the other object of the composite, or a near class
     c["target"].value = second
     direct = camlab.ClusterCAM(lite0.module, "blocks.6")(composite, targets=[second])
     assert torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-5)
-    assert ex.image_forwards == 2 and ex.masked_forwards == 3 * Q
+    assert ex.image_forwards == 2
+    assert ex.masked_forwards == 3 * Q
 
     with PassCounter(lite0.module) as calls:
         c["image"].value = 0  # back: the first image's pass and fit are kept
-    assert not calls.images and ex.image_forwards == 2 and ex.masked_forwards == 3 * Q
+    assert not calls.images
+    assert ex.image_forwards == 2
+    assert ex.masked_forwards == 3 * Q
     assert [v for _, v in c["target"].options] == first_menu
     fig = ex.figure(shown, lite0.categories)
-    assert fig._suptitle is not None and fig._suptitle.get_text().startswith("tench: target")
+    assert fig._suptitle is not None
+    assert fig._suptitle.get_text().startswith("tench: target")
     plt.close("all")
 
 
@@ -208,11 +223,14 @@ def test_a_target_outside_the_top_classes_stays_in_the_menu(lite0, real_batch, m
     rare = int(probs.argmin())  # the class the model finds least likely
     ex = ClusterExplorer(lite0.module, real_batch[:1], "blocks.6", target=rare, top_k=2)
     offered = ex.classes()
-    assert len(offered) == 3 and offered[-1][0] == rare and offered[0][0] == int(probs.argmax())
+    assert len(offered) == 3
+    assert offered[-1][0] == rare
+    assert offered[0][0] == int(probs.argmax())
     assert abs(offered[-1][1] - float(probs[rare])) < 1e-5
     ex.widget(lite0.unnormalize(real_batch[0]), categories=lite0.categories)
     assert ex.controls["target"].value == rare == int(ex.explanation.targets[0])
-    assert ex.image_forwards == 1 and ex.masked_forwards == Q  # the first fit was for that class: no other
+    assert ex.image_forwards == 1
+    assert ex.masked_forwards == Q
     assert "the model predicts" in ex.caption(lite0.categories)
     plt.close("all")
 
@@ -246,7 +264,8 @@ def test_explorer_errors(lite0, real_batch, explorer, two_images):
         explorer.update(target=1000)
     with pytest.raises(TypeError, match="integers"):
         explorer.update(target=2.5)
-    assert explorer.settings["alpha"] == DEFAULTS["alpha"] and explorer.masked_forwards == Q  # nothing changed
+    assert explorer.settings["alpha"] == DEFAULTS["alpha"]
+    assert explorer.masked_forwards == Q
     with pytest.raises(ValueError, match="one display image per image"):
         two_images.figure(lite0.unnormalize(real_batch[0]))
     with pytest.raises(ValueError, match="1 display images for the explorer's 2"):
@@ -264,11 +283,13 @@ def test_headless_runs_make_no_widget(lite0, real_batch, explorer, monkeypatch, 
     monkeypatch.setenv(HEADLESS, "1")
     made = []
     monkeypatch.setattr(ipywidgets.Widget, "open", lambda self: made.append(self))
-    assert explorer.widget(lite0.unnormalize(real_batch[0])) is None and not made
+    assert explorer.widget(lite0.unnormalize(real_batch[0])) is None
+    assert not made
     assert "sliders are skipped" in capsys.readouterr().out
     assert len(explorer.figure(lite0.unnormalize(real_batch[0])).axes) == 2 * (Q + 1) + 1
     monkeypatch.setenv(HEADLESS, "0")
-    assert explorer.widget(lite0.unnormalize(real_batch[0])) is not None and made
+    assert explorer.widget(lite0.unnormalize(real_batch[0])) is not None
+    assert made
     plt.close("all")
 
 
@@ -279,7 +300,8 @@ def test_an_explorer_on_the_classifier_runs_on_its_twin(lite0, real_batch, monke
     with PassCounter(lite0.module) as bare_calls, PassCounter(lite0.fast.network) as twin_calls:
         ex = ClusterExplorer(lite0, real_batch[:1], "blocks.6")
         ex.update(n_clusters=4)
-    assert ex.method.net is lite0.fast.network and not bare_calls.images
+    assert ex.method.net is lite0.fast.network
+    assert not bare_calls.images
     assert sum(twin_calls.images) == ex.image_forwards + ex.masked_forwards
     direct = camlab.ClusterCAM(lite0.module, "blocks.6", n_clusters=4)(real_batch[:1])
     assert torch.allclose(ex.explanation.heatmaps, direct.heatmaps, atol=1e-4)

@@ -361,7 +361,7 @@ class ClusterCAM(BaseCAM):
                 score=self.settings.score,
                 batch_size=self.batch_size,
             )
-            cache.scores.update({keys[i][k]: float(v) for (i, k), v in zip(new, y)})
+            cache.scores.update({keys[i][k]: float(v) for (i, k), v in zip(new, y, strict=True)})
         return torch.tensor(
             [[cache.scores[keys[i][k]] for k in range(q)] for i in range(b)], device=ctx.x.device, dtype=reps.dtype
         )
@@ -372,7 +372,7 @@ class ClusterCAM(BaseCAM):
         with torch.no_grad():
             labels = torch.stack([self.cluster(a, cache.spectra, i) for i, a in enumerate(acts)])  # B×N
             reps = torch.stack(
-                [self.representatives(a, lab, self.settings.n_clusters) for a, lab in zip(acts, labels)]
+                [self.representatives(a, lab, self.settings.n_clusters) for a, lab in zip(acts, labels, strict=True)]
             )  # B×Q×h×w
             with count_forwards(self.net) as masked:
                 scores = self.score_clusters(ctx, labels, reps, cache)
