@@ -200,7 +200,6 @@ def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
         (camlab.GradCAM, "blocks.6"),
         (camlab.ScoreCAM, "blocks.6"),
         (camlab.ClusterCAM, "blocks.6"),
-        (camlab.ScoreCAM, "bn2"),
         (camlab.ClusterCAM, "bn2"),
     ],
 )

@@ -11,12 +11,21 @@ NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
 
 # `make test` runs every notebook once on its defaults (nbval over notebooks/, what `make run` and a
 # reader run). A second run here is worth its time only where other parameters take another path
-# through the code: another network (01), spectral clustering with other Q, K and α (04, 05), another
-# layer and clustering in the sweeps (06), device="cpu" given explicitly (09). The other notebooks'
-# small parameters only shrank their defaults, so they are not run twice.
+# through the code: another network (01), spectral clustering with other Q, K and σ (04, 05), another
+# layer and clustering in the sweeps (06). The other notebooks' small parameters would only shrink
+# their defaults (09's device="cpu" is what "auto" resolves to here), so they are not run twice.
 SMALL = {
     "01_vanilla_cam": {"n_images": 2, "seed": 3, "device": "cpu", "model": "efficientnet_lite2"},
-    "04_spectral_clustering": {"n_clusters": 4, "n_eigvecs": 2, "sigma": 30.0},
+    "04_spectral_clustering": {
+        "n_images": 2,
+        "layers": ["blocks.6"],
+        "n_clusters": 4,
+        "n_eigvecs": 2,
+        "sigma": 30.0,
+        "n_seeds": 2,
+        "qs": [2, 4],
+        "ks": [1, 2],
+    },
     "05_cluster_cam": {
         "n_images": 1,
         "layer": "blocks.6",
@@ -37,14 +46,6 @@ SMALL = {
         "n_composites": 1,
         "stability_seeds": 2,
         "n_steps": 2,
-    },
-    "09_efficiency": {
-        "n_images": 1,
-        "device": "cpu",
-        "methods": ["gradcam", "clustercam"],
-        "layers": ["blocks.6", "bn2"],
-        "layer_methods": ["gradcam", "clustercam"],
-        "q_values": [2, 4],
     },
 }
 
@@ -96,7 +97,6 @@ def test_every_kind_of_parameter_is_exercised():
                 kinds[k] = True
     assert all(kinds.values()), kinds
     assert SMALL["01_vanilla_cam"]["model"] != "efficientnet_lite0"
-    assert SMALL["09_efficiency"]["device"] == "cpu"
 
 
 def test_full_parameters_name_real_notebooks_and_parameters():
