@@ -163,6 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="camlab's batch size (default: per device)")
     p.add_argument("--no-anchors", action="store_true", help="time camlab only")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default=None, help="CSV to write (default: results/bench_methods_<device>.csv)")
     args = p.parse_args(argv)
 
     device = camlab.resolve_device(args.device)
@@ -305,7 +306,7 @@ def main(argv=None) -> int:
                 )
                 print(f"  {'':16s} {label:34s} {theirs:8.3f} s  → camlab {theirs / ours:6.1f}× faster", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"bench_methods_{device.type}.csv"
+    out = Path(args.out) if args.out else RESULTS / f"bench_methods_{device.type}.csv"
     with out.open("w", newline="") as fh:
         w = csv.DictWriter(
             fh,

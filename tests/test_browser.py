@@ -180,6 +180,29 @@ def state(driver) -> tuple[int, str]:
     return int(status.rsplit("+", 1)[1].split()[0]), hashlib.sha1(img.get_attribute("src").encode()).hexdigest()
 
 
+def settled(driver, changed, timeout: float, what: str, quiet: float = 2.0):
+    """The explorer's state once ``changed(state)`` holds and the state then stays the same for ``quiet``
+    seconds: the status line and the figure redraw one after the other, so the first change seen can be
+    half of a redraw."""
+
+    def changed_state():
+        now = state(driver)
+        return now if changed(now) else None
+
+    s = wait_for(changed_state, timeout, what)
+    end = time.time() + timeout
+    while time.time() < end:
+        time.sleep(quiet)
+        try:
+            now = state(driver)
+        except Exception:  # the page is still changing under us
+            continue
+        if now == s:
+            return s
+        s = now
+    raise AssertionError(f"the explorer kept redrawing after {what}")
+
+
 def image_passes(driver) -> int:
     """The status line's count of passes of unmasked images."""
     from selenium.webdriver.common.by import By
@@ -226,8 +249,9 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
     q = int(control(browser, "Q").find_element("css selector", ".widget-readout").text)
     set_slider(browser, "Q", q + 2 if q <= 10 else q - 2)
     # the figure and the status line redraw one after the other: wait for both
-    after_q = wait_for(
-        lambda: (s := state(browser))[0] != first[0] and s[1] != first[1] and s,
+    after_q = settled(
+        browser,
+        lambda s: s[0] != first[0] and s[1] != first[1],
         300,
         "the explorer to redraw (figure and pass count) after the Q slider moved",
     )
@@ -235,14 +259,10 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
     assert after_q[1] != first[1]
 
     Select(control(browser, "clustering").find_element("css selector", "select")).select_by_visible_text("spectral")
-    spectral = wait_for(
-        lambda: (s := state(browser)) != after_q and s, 300, "the explorer to redraw with spectral clustering"
-    )
+    spectral = settled(browser, lambda s: s[1] != after_q[1], 300, "the explorer to redraw with spectral clustering")
     k = int(control(browser, "K").find_element("css selector", ".widget-readout").text)
     set_slider(browser, "K", k - 1 if k > 2 else k + 1)
-    after_k = wait_for(
-        lambda: (s := state(browser)) != spectral and s, 300, "the explorer to redraw after the K slider moved"
-    )
+    after_k = settled(browser, lambda s: s[1] != spectral[1], 300, "the explorer to redraw after the K slider moved")
     assert after_k[1] != spectral[1]
     assert after_k[0] >= spectral[0]
 
@@ -253,8 +273,9 @@ def test_the_explorer_responds_to_its_sliders(lab, browser):
     first_line, images_before = readout(browser), image_passes(browser)
     second = menu.options[1].text  # "<class> (p = 0.xx)"
     menu.select_by_index(1)
-    after_t = wait_for(
-        lambda: (s := state(browser))[0] != after_k[0] and s[1] != after_k[1] and readout(browser) != first_line and s,
+    after_t = settled(
+        browser,
+        lambda s: s[0] != after_k[0] and s[1] != after_k[1] and readout(browser) != first_line,
         300,
         "the explorer to redraw (figure, readout, pass count) after the target changed",
     )
