@@ -256,7 +256,7 @@ def report(model: str) -> None:
             f"| {cell(r, 'increase')} | {p[1]} | {cell(r, 'insertion', 1, 3)} | {cell(r, 'deletion', 1, 3)} "
             f"| {pointing} | {r['n_forward']:.0f} | {r['seconds']:.3f} |"
         )
-    print("\npaired differences to Grad-CAM (percentage points; Wilcoxon p):")
+    print("\npaired differences to Grad-CAM (percentage points; sign-flip permutation p):")
     for r in table:
         if r["method"] != "gradcam":
             print(

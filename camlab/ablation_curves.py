@@ -197,7 +197,7 @@ def against(run: Run, labels: Sequence[str], reference: str, metrics: Sequence[s
 
 def holm_adjusted(summaries: Sequence[SettingSummary]) -> dict[tuple[str, str], float]:
     """Every paired difference of ``summaries`` (those with a comparison), tested together as one
-    family: ``{(label, metric): Holm-adjusted Wilcoxon p}`` (Holm 1979, :func:`camlab.stats.holm`).
+    family: ``{(label, metric): Holm-adjusted sign-flip p}`` (Holm 1979, :func:`camlab.stats.holm`).
     A separation by the paired interval whose adjusted p is at most 0.05 survives the correction
     for the number of comparisons made; NaN stays NaN."""
     keys = [(s.label, m) for s in summaries if s.comparison is not None for m in s.comparison.differences]

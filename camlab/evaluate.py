@@ -295,8 +295,9 @@ def summarize(
     """One row per method: ``images``, and for every metric column M of the rows its mean and
     95 % bootstrap interval (``M``, ``M_lo``, ``M_hi``, in the rows' units: drop 0.12, not 12 %);
     with a ``reference`` method, the paired difference to it over the images both measured
-    (``M_diff``, ``M_diff_lo``, ``M_diff_hi``) and its Wilcoxon signed-rank p (``M_p``); then the
-    mean forward passes and seconds per image, and how many images were ``skipped``.
+    (``M_diff``, ``M_diff_lo``, ``M_diff_hi``) and the p of a sign-flip permutation test of that
+    mean (``M_p``); then the mean forward passes and seconds per image, and how many images
+    were ``skipped``.
 
     Raises:
         ValueError: ``reference`` is not one of the rows' methods.

@@ -90,7 +90,7 @@ def distinct_methods(
 @dataclass
 class Comparison:
     """``method`` against ``reference`` over the images both have: per metric the paired
-    difference (method − reference) with its 95 % interval and Wilcoxon p, and the metrics where
+    difference (method − reference) with its 95 % interval and sign-flip permutation p, and the metrics where
     the interval says better, worse, or does not exclude 0 (tied)."""
 
     method: str

@@ -155,7 +155,9 @@ def test_holm_adjusted_covers_every_comparison(run_dir):
     assert all(
         adjusted[k] <= min(1.0, len(raw) * raw[k]) + 1e-12 for k in adjusted if not math.isnan(raw[k])
     )  # at most Bonferroni's
-    assert adjusted[(MORE, "drop")] < 1e-6
+    assert (
+        adjusted[(MORE, "drop")] <= len(raw) * 2 / 10_000
+    )  # the smallest p 9 999 sign flips give, times Bonferroni's bound
     assert adjusted[(SAME, "drop")] > 0.05
     assert adjusted[(SAME, "increase")] == 1.0  # every difference 0
 
