@@ -154,26 +154,28 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
 def sanity(clf, labels: list[str]) -> None:
     """Adebayo et al.'s model randomisation (cascading and independent) and the random-logit
     check for every method of ``labels`` on every ``SANITY_STEP``-th dev image, appended to
-    ``sanity_<model>.csv`` and ``random_logit_<model>.csv`` one method × check at a time (a run
-    cut short keeps what it finished)."""
+    ``sanity_<model>.csv`` and ``random_logit_<model>.csv`` one method × check × chunk of
+    ``SANITY_CHUNK`` images at a time (a run cut short keeps the chunks it finished)."""
     from camlab import sanity as S
 
     records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")[::SANITY_STEP]
     names = [r.path.name for r in records]
     rand_csv, logit_csv = RESULTS / f"sanity_{clf.name}.csv", RESULTS / f"random_logit_{clf.name}.csv"
-    done = {(r["method"], r["mode"]) for r in read(rand_csv)} | {(r["method"], "random_logit") for r in read(logit_csv)}
+    done = {(r["method"], r["mode"], r["image"]) for r in read(rand_csv)} | {
+        (r["method"], "random_logit", r["image"]) for r in read(logit_csv)
+    }
     for label, name, kw in E.parse_methods(labels):
         for mode in ("cascading", "independent", "random_logit"):
-            if (label, mode) in done:
-                continue
-            start, rows = time.perf_counter(), []
+            start, n = time.perf_counter(), 0
             for i in range(0, len(records), SANITY_CHUNK):
+                if all((label, mode, n_) in done for n_ in names[i : i + SANITY_CHUNK]):
+                    continue
                 x = clf.preprocess([r.path for r in records[i : i + SANITY_CHUNK]])
                 if mode == "random_logit":
                     part = S.random_logit(name, clf, clf.target_layer, x, seed=0, **kw)
                 else:
                     part = S.model_randomization(name, clf, clf.target_layer, x, mode=mode, seed=0, **kw)
-                rows += [
+                rows = [
                     {
                         "method": label,
                         **({} if mode == "random_logit" else {"mode": mode}),
@@ -182,9 +184,11 @@ def sanity(clf, labels: list[str]) -> None:
                     }
                     for r in part
                 ]
-            path = logit_csv if mode == "random_logit" else rand_csv
-            write_csv(path, read(path) + rows)
-            print(f"sanity {label} {mode}: {len(rows)} rows ({time.perf_counter() - start:.0f} s)", flush=True)
+                path = logit_csv if mode == "random_logit" else rand_csv
+                write_csv(path, read(path) + rows)
+                n += len(rows)
+            if n:
+                print(f"sanity {label} {mode}: {n} rows ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def swaps(clf) -> None:
