@@ -296,6 +296,7 @@ def report_v2(model: str) -> None:
     """RESULTS.md's Step 10 tables (Markdown) from the committed CSVs: Table 1 with every metric,
     Cluster-CAM's paired differences to Grad-CAM and Score-CAM, the agreement of the metrics, and
     the sanity checks."""
+    from camlab import sanity as S
     from camlab.agreement import metric_agreement
     from camlab.verdict import compare, distinct_methods
 
@@ -351,14 +352,17 @@ def report_v2(model: str) -> None:
         print("|---|---:|---:|---:|---:|---:|---:|")
         logit = read(RESULTS / f"random_logit_{model}.csv")
         last = max(int(r["step"]) for r in san)
+        n_run = len({r["image"] for r in san})
         for m in dict.fromkeys(r["method"] for r in san):
             end = [r for r in san if r["method"] == m and r["mode"] == "cascading" and int(r["step"]) == last]
+            n = min(len({r["image"] for r in san if r["method"] == m and r["mode"] == k}) for k in S.MODES)
+            n = min(n, len({r["image"] for r in logit if r["method"] == m}))
             ivs = [stats.mean_interval([float(r[k]) for r in end]) for k in ("spearman", "ssim", "hog")]
             ivs.append(stats.mean_interval([abs(float(r["spearman"])) for r in end]))
             lg = stats.mean_interval([float(r["spearman"]) for r in logit if r["method"] == m])
             flat = sum(r["constant"] == "True" for r in end) / max(1, len(end))
             print(
-                f"| {m} | "
+                f"| {m}{f' (in progress: {n} of {n_run} images in every check)' if n < n_run else ''} | "
                 + " | ".join(f"{iv.mean:.2f} [{iv.lo:.2f}, {iv.hi:.2f}]" for iv in ivs)
                 + f" | {100 * flat:.0f} % | {lg.mean:.2f} [{lg.lo:.2f}, {lg.hi:.2f}] |"
             )
