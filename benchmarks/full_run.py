@@ -8,8 +8,9 @@ Cluster-CAM grid that chooses the defaults.
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1 --model efficientnet_lite2 [--pointing]
     # Step 10: every metric
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py table1v2 --model efficientnet_lite0
-    # Adebayo's checks, 50 images
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity [--methods gradcam,sobel] [--modes random_logit]
+    # Adebayo's checks, 50 images (optionally some methods or one check alone)
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity [--methods gradcam,sobel]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity --modes random_logit
     # Fig. 3's base/scissors swap rate
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py swap
     # the rule; RESULTS.md's tables
