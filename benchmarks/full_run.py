@@ -11,6 +11,7 @@ Cluster-CAM grid that chooses the defaults.
     # Adebayo's checks, 50 images (optionally some methods or one check alone)
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity [--methods gradcam,sobel]
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py sanity --modes random_logit
+    OMP_NUM_THREADS=1 … full_run.py sanity --shard 0/2 & OMP_NUM_THREADS=1 … full_run.py sanity --shard 1/2
     # Fig. 3's base/scissors swap rate
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/full_run.py swap
     # the rule; RESULTS.md's tables
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import itertools
 import sys
 import time
@@ -153,11 +155,26 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
             print(f"  {label}: heatmap correlation between seeds {st['corr']:.3f}", flush=True)
 
 
-def sanity(clf, labels: list[str], modes: Sequence[str] = ("cascading", "random_logit", "independent")) -> None:
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV at ``path`` under an exclusive lock, so that two shards of a
+    run (``--shard``) never write over each other's rows."""
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_csv(path, read(path) + rows)
+
+
+def sanity(
+    clf,
+    labels: list[str],
+    modes: Sequence[str] = ("cascading", "random_logit", "independent"),
+    shard: tuple[int, int] = (0, 1),
+) -> None:
     """Adebayo et al.'s model randomisation (cascading and independent) and the random-logit
     check for every method of ``labels`` on every ``SANITY_STEP``-th dev image, appended to
     ``sanity_<model>.csv`` and ``random_logit_<model>.csv`` one method × check × chunk of
-    ``SANITY_CHUNK`` images at a time (a run cut short keeps the chunks it finished)."""
+    ``SANITY_CHUNK`` images at a time (a run cut short keeps the chunks it finished).
+    ``shard=(k, n)`` runs only the chunks whose index is k modulo n: n processes of one thread
+    each share the cores better than one process of n threads."""
     from camlab import sanity as S
 
     records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")[::SANITY_STEP]
@@ -166,11 +183,14 @@ def sanity(clf, labels: list[str], modes: Sequence[str] = ("cascading", "random_
     done = {(r["method"], r["mode"], r["image"]) for r in read(rand_csv)} | {
         (r["method"], "random_logit", r["image"]) for r in read(logit_csv)
     }
+    k, n_shards = shard
     for label, name, kw in E.parse_methods(labels):
         for mode in modes:  # by default what the report's table needs first
             start, n = time.perf_counter(), 0
             for i in range(0, len(records), SANITY_CHUNK):
-                if all((label, mode, n_) in done for n_ in names[i : i + SANITY_CHUNK]):
+                if (i // SANITY_CHUNK) % n_shards != k or all(
+                    (label, mode, n_) in done for n_ in names[i : i + SANITY_CHUNK]
+                ):
                     continue
                 x = clf.preprocess([r.path for r in records[i : i + SANITY_CHUNK]])
                 if mode == "random_logit":
@@ -186,8 +206,7 @@ def sanity(clf, labels: list[str], modes: Sequence[str] = ("cascading", "random_
                     }
                     for r in part
                 ]
-                path = logit_csv if mode == "random_logit" else rand_csv
-                write_csv(path, read(path) + rows)
+                append_rows(logit_csv if mode == "random_logit" else rand_csv, rows)
                 n += len(rows)
             if n:
                 print(f"sanity {label} {mode}: {n} rows ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -375,6 +394,9 @@ def main(argv=None) -> int:
     p.add_argument(
         "--modes", default="cascading,random_logit,independent", help="sanity: the checks, in the order they run"
     )
+    p.add_argument(
+        "--shard", default="0/1", help="sanity: k/n runs every n-th chunk of 10 images from the k-th (n processes)"
+    )
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -403,7 +425,10 @@ def main(argv=None) -> int:
         swaps(clf)
         return 0
     if args.part == "sanity":
-        sanity(clf, (args.methods or SANITY).split(","), args.modes.split(","))
+        k, n = (int(v) for v in args.shard.split("/"))
+        if not 0 <= k < n:
+            p.error(f"--shard must be k/n with 0 ≤ k < n, got {args.shard}")
+        sanity(clf, (args.methods or SANITY).split(","), args.modes.split(","), shard=(k, n))
         return 0
     if args.part == "table1":
         measure(clf, "table1", TABLE1.split(","), "gradcam", stability=False, pointing=args.pointing)

@@ -182,3 +182,39 @@ def test_full_run_choose_prints_the_rules_choice(committed_choice, monkeypatch, 
     assert full_run.main(["choose"]) == 0
     assert given == [(rows, stability)]
     assert capsys.readouterr().out.splitlines()[-1] == f"chosen: {choice[0]['value']}"
+
+
+def test_full_run_sanity_shards_share_the_chunks(tmp_path, monkeypatch):
+    """``full_run.py sanity --shard k/n``: n shards together run every chunk of images once, each
+    shard only its own (chunk index ≡ k mod n), and a rerun skips what is in the CSV (the checks
+    themselves are stubbed: this tests the bookkeeping, not the method)."""
+    import full_run
+    import torch
+
+    import camlab.sanity
+
+    calls = []
+
+    def fake(name, clf, layer, x, mode, seed, **kw):
+        calls.append(len(calls))
+        return [{"step": 0, "block": "none", "image": i, "spearman": 1.0} for i in range(len(x))]
+
+    class Clf:
+        name, target_layer = "stub", "bn2"
+
+        def preprocess(self, paths):
+            return torch.zeros(len(paths), 3, 4, 4)
+
+    monkeypatch.setattr(full_run, "RESULTS", tmp_path)
+    monkeypatch.setattr(camlab.sanity, "model_randomization", fake)
+    n_images = len(camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")[:: full_run.SANITY_STEP])
+    n_chunks = -(-n_images // full_run.SANITY_CHUNK)
+    full_run.sanity(Clf(), ["gradcam"], ["cascading"], shard=(0, 2))
+    assert len(calls) == -(-n_chunks // 2)  # chunks 0, 2, 4, …
+    full_run.sanity(Clf(), ["gradcam"], ["cascading"], shard=(1, 2))
+    assert len(calls) == n_chunks
+    rows = full_run.read(tmp_path / "sanity_stub.csv")
+    assert len(rows) == n_images
+    assert len({r["image"] for r in rows}) == n_images  # each image once
+    full_run.sanity(Clf(), ["gradcam"], ["cascading"])  # all done: nothing runs again
+    assert len(calls) == n_chunks
