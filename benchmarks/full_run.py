@@ -317,6 +317,7 @@ def report_v2(model: str) -> None:
     """RESULTS.md's Step 10 tables (Markdown) from the committed CSVs: Table 1 with every metric,
     Cluster-CAM's paired differences to Grad-CAM and Score-CAM, the agreement of the metrics, and
     the sanity checks."""
+    from camlab import sanity as S
     from camlab.agreement import metric_agreement
     from camlab.verdict import compare, distinct_methods
 
@@ -372,10 +373,10 @@ def report_v2(model: str) -> None:
         print("|---|---:|---:|---:|---:|---:|---:|")
         logit = read(RESULTS / f"random_logit_{model}.csv")
         last = max(int(r["step"]) for r in san)
-        n_run = len({r["image"] for r in san})
+        counts, n_run = S.images_done(san, logit)
         for m in dict.fromkeys(r["method"] for r in san):
             end = [r for r in san if r["method"] == m and r["mode"] == "cascading" and int(r["step"]) == last]
-            n = min(len({r["image"] for r in end}), len({r["image"] for r in logit if r["method"] == m}))
+            n = min(counts[m]["cascading"], counts[m]["random logit"])
             ivs = [stats.mean_interval([float(r[k]) for r in end]) for k in ("spearman", "ssim", "hog")]
             ivs.append(stats.mean_interval([abs(float(r["spearman"])) for r in end]))
             lg = stats.mean_interval([float(r["spearman"]) for r in logit if r["method"] == m])

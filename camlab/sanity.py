@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,15 @@ from .methods import METHODS, BaseCAM
 from .models import Classifier
 from .progress import progress as progress_bar
 
-__all__ = ["SIMILARITIES", "spearman", "similarity", "randomization_blocks", "model_randomization", "random_logit"]
+__all__ = [
+    "SIMILARITIES",
+    "spearman",
+    "similarity",
+    "randomization_blocks",
+    "model_randomization",
+    "random_logit",
+    "images_done",
+]
 
 SIMILARITIES = ("spearman", "spearman_abs", "ssim", "hog")
 MODES = ("cascading", "independent")
@@ -243,6 +251,24 @@ def random_logit(
         {"image": i, "target": int(targets[i]), "other": int(others[i]), **similarity(first[i], second[i])}
         for i in range(len(x))
     ]
+
+
+def images_done(
+    rows: Iterable[Mapping[str, Any]], logit_rows: Iterable[Mapping[str, Any]] = ()
+) -> tuple[dict[str, dict[str, int]], int]:
+    """How far a run of the checks has got, from its rows (a long run is committed in parts):
+    per method, the number of images of each check, ``{"cascading": n, "random logit": n,
+    "independent": n}``, and the number of images of the run (the most any check has).
+    ``rows`` are :func:`model_randomization`'s with a ``method`` and a ``mode`` column,
+    ``logit_rows`` :func:`random_logit`'s with a ``method`` column."""
+    seen: dict[str, dict[str, set]] = {}
+    for mode, rs in (("", rows), ("random logit", logit_rows)):
+        for r in rs:
+            seen.setdefault(r["method"], {}).setdefault(mode or r["mode"], set()).add(r["image"])
+    counts = {
+        m: {k: len(by.get(k, ())) for k in ("cascading", "random logit", "independent")} for m, by in seen.items()
+    }
+    return counts, max((n for c in counts.values() for n in c.values()), default=0)
 
 
 def _logits_width(model: nn.Module, x: torch.Tensor) -> int:

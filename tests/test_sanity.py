@@ -136,3 +136,22 @@ def test_a_classifier_is_accepted_and_its_copies_run_unfolded(lite0, real_batch)
     assert others == [r["other"] for r in S.random_logit("gradcam", lite0.module, "bn2", x)]
     with pytest.raises(TypeError, match="model must be a torch nn.Module or a camlab Classifier"):
         S.model_randomization("gradcam", "efficientnet_lite0", "bn2", x)
+
+
+def test_images_done_counts_a_partial_run():
+    """A run committed in parts: images per method and check, and the run's size (the most any
+    check has), counted by hand."""
+    rows = [
+        {"method": "a", "mode": m, "step": s, "image": i}
+        for m, images in (("cascading", "pq"), ("independent", "p"))
+        for i in images
+        for s in (0, 1)
+    ] + [{"method": "b", "mode": "cascading", "step": 0, "image": "p"}]
+    logit = [{"method": "a", "image": i} for i in "pqr"]
+    counts, n_run = S.images_done(rows, logit)
+    assert counts == {
+        "a": {"cascading": 2, "random logit": 3, "independent": 1},
+        "b": {"cascading": 1, "random logit": 0, "independent": 0},
+    }
+    assert n_run == 3
+    assert S.images_done([]) == ({}, 0)
