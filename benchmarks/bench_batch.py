@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from results_csv import write_csv
 
 import camlab
 from camlab.masking import score_masked
@@ -134,21 +134,10 @@ def main(argv=None) -> int:
             f"first call {first:.1f} s",
             flush=True,
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"bench_batch_{device.type}.csv"
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(
-            fh, fieldnames=["date", "device", "layout", "batch_size", "ms_per_image", "vs_default_layout", "note"]
-        )
-        w.writeheader()
-        for r in rows:
-            w.writerow(
-                {
-                    "date": date.today().isoformat(),
-                    "device": str(device),
-                    **{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()},
-                }
-            )
+    out = write_csv(
+        RESULTS / f"bench_batch_{device.type}.csv",
+        [{"date": date.today().isoformat(), "device": str(device), **r} for r in rows],
+    )
     print(f"written {out}")
     return 0
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import platform
 import statistics
 import sys
@@ -31,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from results_csv import write_csv
 
 import camlab
 from camlab.timing import time_call
@@ -305,35 +305,23 @@ def main(argv=None) -> int:
                     )
                 )
                 print(f"  {'':16s} {label:34s} {theirs:8.3f} s  → camlab {theirs / ours:6.1f}× faster", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"bench_methods_{device.type}.csv"
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(
-            fh,
-            fieldnames=[
-                "date",
-                "device",
-                "layer",
-                "method",
-                "implementation",
-                "seconds",
-                "n_forward",
-                "ratio",
-                "before_seconds",
-                "before_ratio",
-                "floor_ratio",
-                "default_floor_ratio",
-            ],
-        )
-        w.writeheader()
-        for r in rows:
-            w.writerow(
-                {
-                    "date": date.today().isoformat(),
-                    "device": str(device),
-                    **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()},
-                }
-            )
+    columns = [
+        "layer",
+        "method",
+        "implementation",
+        "seconds",
+        "n_forward",
+        "ratio",
+        "before_seconds",
+        "before_ratio",
+        "floor_ratio",
+        "default_floor_ratio",
+    ]
+    write_csv(
+        out,
+        [{"date": date.today().isoformat(), "device": str(device), **{k: r.get(k, "") for k in columns}} for r in rows],
+    )
     print(f"\nwritten {out}")
     return 0
 
