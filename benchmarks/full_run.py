@@ -319,24 +319,13 @@ def report_v2(model: str) -> None:
     the sanity checks."""
     from camlab import sanity as S
     from camlab.agreement import metric_agreement
+    from camlab.metrics import METRICS
     from camlab.verdict import compare, distinct_methods
 
     rows = complete_rows(read(RESULTS / f"table1v2_{model}.csv"))
     if rows:
-        cols = [
-            "drop",
-            "increase",
-            "gain",
-            "insertion",
-            "deletion",
-            "road_morf",
-            "road_lerf",
-            "road",
-            "drop_top10",
-            "drop_top20",
-            "drop_top50",
-            "coverage",
-        ]
+        # camlab's metrics in their order, the equal-area comparison by its drop alone
+        cols = [m for m in METRICS if m != "drop_unclipped" and not m.startswith(("increase_top", "gain_top"))]
         table = E.summarize(rows, metrics=cols)
         pct = {"drop", "increase", "gain", "drop_top10", "drop_top20", "drop_top50"}
 
