@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         x = clf.preprocess(rec.load())
         for label, method in methods.items():
             t = time_call(lambda method=method, x=x: method(x), repeats=args.repeats, warmup=1, device=dev)
-            partial = int(t.result.extras.get("tail_passes", 0))
+            full, partial = t.result.passes
             rows.append(
                 {
                     "date": date.today().isoformat(),
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                     "image": rec.path.name,
                     "method": label,
                     "seconds": f"{t.seconds:.6g}",
-                    "full_passes": t.result.n_forward - partial,
+                    "full_passes": full,
                     "partial_passes": partial,
                     "repeats": args.repeats,
                 }

@@ -47,6 +47,14 @@ class Explanation:
         """The heatmaps as a float32 numpy array B×H×W."""
         return self.heatmaps.detach().cpu().numpy()
 
+    @property
+    def passes(self) -> tuple[int, int]:
+        """``(full, partial)``: :attr:`n_forward` split into passes of the whole network and
+        partial passes that run only the layers after the target layer (Ablation-CAM's ablated
+        copies, counted in ``extras["tail_passes"]``), which cost a fraction of a full pass."""
+        partial = int(self.extras.get("tail_passes", 0))
+        return self.n_forward - partial, partial
+
 
 @dataclass(kw_only=True)
 class ClusterExplanation(Explanation):

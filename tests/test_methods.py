@@ -208,8 +208,9 @@ def test_ablationcam_split_equals_full_forward(lite0, small_batch, layer):
     assert torch.allclose(split.extras["ablated_scores"], full.extras["ablated_scores"], atol=1e-5)
     # the same passes counted, but the split run's ablated copies are partial passes through the tail
     assert split.n_forward == full.n_forward
-    assert full.extras["tail_passes"] == 0
-    assert split.extras["tail_passes"] == split.n_forward - len(x) > 0
+    assert full.passes == (full.n_forward, 0)
+    assert split.passes == (len(x), split.n_forward - len(x))
+    assert split.extras["tail_passes"] > 0
 
 
 def test_ablationcam_falls_back_with_a_warning_when_it_cannot_split():
