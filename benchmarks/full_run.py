@@ -320,7 +320,7 @@ def report_v2(model: str) -> None:
     from camlab import sanity as S
     from camlab.agreement import metric_agreement
     from camlab.metrics import METRICS
-    from camlab.verdict import compare, distinct_methods
+    from camlab.verdict import compare, counted_once
 
     rows = complete_rows(read(RESULTS / f"table1v2_{model}.csv"))
     if rows:
@@ -344,7 +344,7 @@ def report_v2(model: str) -> None:
         scale = {m: 100.0 for m in pct}
         for ref in ("gradcam", "scorecam"):
             print("\n" + compare(rows, "clustercam", ref, cols[:-1]).describe(scale))
-        distinct, aliases = distinct_methods(rows, cols)
+        distinct, aliases = counted_once(rows)  # as notebook 07 counts them
         distinct = [m for m in distinct if m != "sobel"]
         metrics = ["drop", "increase", "gain", "insertion", "deletion", "road", "drop_top20"]
         print(

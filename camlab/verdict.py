@@ -13,10 +13,19 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .metrics import HIGHER_IS_BETTER
+from .metrics import HIGHER_IS_BETTER, METRICS
 from .stats import Difference, paired_difference
 
-__all__ = ["distinct_methods", "largest_difference", "compare", "claim", "Comparison", "as_number"]
+__all__ = [
+    "distinct_methods",
+    "counted_once",
+    "rank_by_mean",
+    "largest_difference",
+    "compare",
+    "claim",
+    "Comparison",
+    "as_number",
+]
 
 
 def as_number(v: Any) -> float:
@@ -34,14 +43,22 @@ def _by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, 
     return by
 
 
-def largest_difference(rows: Iterable[dict[str, Any]], a: str, b: str, metrics: Sequence[str]) -> float:
+def _present(rows: list[dict[str, Any]]) -> list[str]:
+    """The metrics of :data:`camlab.metrics.METRICS` that ``rows`` measured."""
+    return [m for m in METRICS if any(r.get(m, "") not in ("", None) for r in rows)]
+
+
+def largest_difference(rows: Iterable[dict[str, Any]], a: str, b: str, metrics: Sequence[str] | None = None) -> float:
     """The largest absolute difference between methods ``a`` and ``b`` over the images both have
-    and ``metrics`` (a value neither measured, NaN in both, is skipped) — how far apart two methods
-    that should be the same one are, or how close two different ones come.
+    and ``metrics`` (``None``: every metric of :data:`camlab.metrics.METRICS` the rows have; a
+    value neither measured, NaN in both, is skipped) — how far apart two methods that should be
+    the same one are, or how close two different ones come.
 
     Raises:
         ValueError: either method has no rows, or the two share no image.
     """
+    rows = list(rows)
+    metrics = _present(rows) if metrics is None else metrics
     by = _by_method(rows)
     for m in (a, b):
         if m not in by:
@@ -85,6 +102,29 @@ def distinct_methods(
         else:
             kept.append(m)
     return kept, aliases
+
+
+def counted_once(rows: Iterable[dict[str, Any]], atol: float = 1e-3) -> tuple[list[str], dict[str, str]]:
+    """The methods of a Table 1 run as the workbook counts them when it ranks methods: a method
+    whose every value, on every image and every metric of :data:`camlab.metrics.METRICS` the rows
+    have, lies within ``atol`` of an earlier method's is that method (at ``bn2`` CAM, XGrad-CAM
+    and HiResCAM are Grad-CAM; see :func:`distinct_methods` for why ``atol`` is 1e-3). Methods
+    are taken in the rows' order. Returns ``(kept, aliases)`` as :func:`distinct_methods`."""
+    rows = list(rows)
+    return distinct_methods(rows, _present(rows), atol=atol)
+
+
+def rank_by_mean(rows: Iterable[dict[str, Any]], metric: str, methods: Sequence[str]) -> list[str]:
+    """``methods`` ordered best first by their mean ``metric`` over ``rows`` (lower first where
+    lower is better, :data:`camlab.metrics.HIGHER_IS_BETTER`); a method's rank is its index + 1."""
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"{metric!r} has no better direction; metrics: {', '.join(HIGHER_IS_BETTER)}")
+    by = _by_method(rows)
+    missing = [m for m in methods if m not in by]
+    if missing:
+        raise ValueError(f"no rows for {', '.join(map(repr, missing))}; methods: {', '.join(by)}")
+    mean = {m: float(np.nanmean([as_number(r.get(metric, "")) for r in by[m].values()])) for m in methods}
+    return sorted(methods, key=lambda m: -mean[m] if HIGHER_IS_BETTER[metric] else mean[m])
 
 
 @dataclass

@@ -63,6 +63,32 @@ def test_a_tolerance_for_maps_equal_by_construction():
         V.largest_difference(rows, "scorecam", "gradcam", ["drop"])
 
 
+def test_counted_once_and_ranked_by_mean():
+    """Every metric the rows have decides the twins (1e-3 apart at most); the ranking follows each
+    metric's direction, worked out by hand."""
+    rng = np.random.default_rng(3)
+    a = {"drop": rng.random(20) * 0.5, "insertion": rng.random(20), "coverage": rng.random(20)}
+    rows = rows_for(
+        {
+            "gradcam": a,
+            "cam": {k: v + 5e-4 for k, v in a.items()},
+            "lower": {**a, "drop": a["drop"] - 0.1, "insertion": a["insertion"] - 0.1},
+            "cover": {**a, "coverage": a["coverage"] + 0.5},  # differs only in a metric that ranks nothing
+        }
+    )
+    kept, aliases = V.counted_once(rows)
+    assert kept == ["gradcam", "lower", "cover"]
+    assert aliases == {"cam": "gradcam"}
+    assert V.largest_difference(rows, "cam", "gradcam") == pytest.approx(5e-4)  # every metric the rows have
+    assert V.largest_difference(rows, "cover", "gradcam") == pytest.approx(0.5)
+    assert V.rank_by_mean(rows, "drop", ["gradcam", "lower"]) == ["lower", "gradcam"]  # lower drop is better
+    assert V.rank_by_mean(rows, "insertion", ["lower", "gradcam"]) == ["gradcam", "lower"]  # higher is better
+    with pytest.raises(ValueError, match="no better direction"):
+        V.rank_by_mean(rows, "coverage", kept)
+    with pytest.raises(ValueError, match="no rows for 'scorecam'"):
+        V.rank_by_mean(rows, "drop", ["scorecam"])
+
+
 def test_a_claim_is_reproduced_contradicted_or_not_separated():
     """Better on every metric: reproduced; worse on one: contradicted; else not separated."""
     rng = np.random.default_rng(2)
