@@ -106,3 +106,18 @@ def test_readme_quotes_the_committed_csvs(claim):
 def test_readme_image_count_of_the_step_10_run():
     n = len({r["image"] for r in read_results(RESULTS / "table1v2_efficientnet_lite0.csv")})
     assert (f"on all {n} dev images" if n >= 200 else f"on {n} of the 200 dev images") in README
+
+
+def test_readme_ranks_at_equal_area():
+    """README's 'by the drop it ranks 4th of 9 distinct methods, at equal area 8th', recomputed as
+    notebook 07 counts and ranks the methods (camlab.verdict)."""
+    from camlab.verdict import counted_once, rank_by_mean
+
+    rows = read_results(RESULTS / "table1v2_efficientnet_lite0.csv")
+    kept = [m for m in counted_once(rows)[0] if m != "sobel"]
+    by_drop, at_area = (rank_by_mean(rows, m, kept).index("clustercam") + 1 for m in ("drop", "drop_top20"))
+
+    def ordinal(k: int) -> str:
+        return f"{k}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(k if k < 20 else k % 10, 'th') }"
+
+    assert f"ranks {ordinal(by_drop)} of {len(kept)} distinct methods, at equal area {ordinal(at_area)}" in README
