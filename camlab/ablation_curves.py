@@ -240,22 +240,21 @@ def coverage_correlation(
     val = _matrix(run.tiles if metric == "pointing" else run.rows, labels, metric)
     paired = metric != "pointing"
 
+    cm, vm = cov.mean(1), val.mean(1)
+    if resample == "settings":
+        return S.correlation_interval(cm, vm, confidence=confidence, n_resamples=n_resamples, seed=seed)
+
     def r(x: np.ndarray, y: np.ndarray) -> float:
         if np.ptp(x) == 0 or np.ptp(y) == 0:
             return math.nan
         return float(np.corrcoef(x, y)[0, 1])
 
     rng = np.random.default_rng(seed)
-    cm, vm = cov.mean(1), val.mean(1)
     draws = []
     for _ in range(n_resamples):
-        if resample == "settings":
-            i = rng.integers(0, len(labels), len(labels))
-            draws.append(r(cm[i], vm[i]))
-        else:
-            i = rng.integers(0, cov.shape[1], cov.shape[1])
-            j = i if paired else rng.integers(0, val.shape[1], val.shape[1])
-            draws.append(r(cov[:, i].mean(1), val[:, j].mean(1)))
+        i = rng.integers(0, cov.shape[1], cov.shape[1])
+        j = i if paired else rng.integers(0, val.shape[1], val.shape[1])
+        draws.append(r(cov[:, i].mean(1), val[:, j].mean(1)))
     draws_ = np.array(draws)
     draws_ = draws_[np.isfinite(draws_)]
     lo, hi = np.quantile(draws_, [(1 - confidence) / 2, (1 + confidence) / 2]) if draws_.size else (math.nan, math.nan)

@@ -158,11 +158,18 @@ def cluster_steps(
     return fig
 
 
-def similarity_curves(rows: Sequence[Mapping], measure: str = "spearman", ax=None, title: str | None = None):
+def similarity_curves(
+    rows: Sequence[Mapping], measure: str = "spearman", ax=None, title: str | None = None, joined: bool = True
+):
     """Adebayo et al.'s Fig. 2/4 layout: for each method of the sanity-check ``rows`` (those of
     :func:`camlab.sanity.model_randomization` with a ``method`` column, e.g. from the committed
     CSV), the mean ``measure`` per randomisation step with its 95 % bootstrap interval; the
-    x axis names the block re-initialised at each step (the untouched model first)."""
+    x axis names the block re-initialised at each step (the untouched model first).
+
+    ``joined=True`` draws a line through the steps and the intervals as a band (the cascading
+    randomisation, a sequence); ``joined=False`` draws each step's mean as a marker with its
+    interval as an error bar, the methods side by side (the independent randomisation, whose
+    steps are separate conditions)."""
     from .stats import mean_interval
 
     if ax is None:
@@ -170,14 +177,21 @@ def similarity_curves(rows: Sequence[Mapping], measure: str = "spearman", ax=Non
     methods = list(dict.fromkeys(str(r["method"]) for r in rows))
     steps = sorted({int(r["step"]) for r in rows})
     blocks = {int(r["step"]): str(r["block"]) or "none" for r in rows}
-    for m in methods:
+    for i, m in enumerate(methods):
         ivs = [
             mean_interval([float(r[measure]) for r in rows if str(r["method"]) == m and int(r["step"]) == s])
             for s in steps
         ]
         mean = np.array([iv.mean for iv in ivs])
-        line = ax.plot(steps, mean, marker="o", ms=3, label=m)[0]
-        ax.fill_between(steps, [iv.lo for iv in ivs], [iv.hi for iv in ivs], color=line.get_color(), alpha=0.15)
+        lo, hi = np.array([iv.lo for iv in ivs]), np.array([iv.hi for iv in ivs])
+        if joined:
+            line = ax.plot(steps, mean, marker="o", ms=3, label=m)[0]
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        else:  # side by side within ±0.35 of the step
+            shift = 0.7 * ((i + 0.5) / len(methods) - 0.5)
+            ax.errorbar(
+                np.array(steps) + shift, mean, yerr=[mean - lo, hi - mean], fmt="o", ms=3, lw=0.9, capsize=0, label=m
+            )
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(steps, [blocks[s] for s in steps], rotation=60, fontsize=7)
     ax.set_xlabel(

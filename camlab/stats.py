@@ -5,6 +5,7 @@
 - :func:`paired_difference`: the mean of per-image differences to a reference, its bootstrap
   interval and the p of a sign-flip permutation test of that mean, so that the interval and the
   p (and Holm's correction of it, :func:`holm`) speak of one quantity;
+- :func:`correlation_interval`: Pearson's r of paired values and its bootstrap interval;
 - :func:`ratio_interval`: a ratio of two means over paired values (a speed-up) and its interval;
 - :func:`ranking_agreement`: Kendall's τ between the rankings of methods by two metrics
   (``scipy.stats.kendalltau``) and its bootstrap interval over images;
@@ -27,6 +28,7 @@ __all__ = [
     "mean_interval",
     "paired_difference",
     "ratio_interval",
+    "correlation_interval",
     "ranking_agreement",
     "overlap",
     "holm",
@@ -146,6 +148,44 @@ def _sign_flip_p(d: np.ndarray, n_resamples: int, seed: int) -> float:
         signs = np.where(rng.random((min(1000, n_resamples - start), d.size)) < 0.5, -1.0, 1.0)
         hits += int(np.sum(np.abs(signs @ d) / d.size >= observed))
     return (1 + hits) / (1 + n_resamples)
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r along the last axis; NaN where either side is constant."""
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    return np.where(np.ptp(a, -1) * np.ptp(b, -1) > 0, np.clip(r, -1.0, 1.0), math.nan)
+
+
+def correlation_interval(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Interval:
+    """Pearson's r between paired values ``x[i]``, ``y[i]`` (pairs with a non-finite value left
+    out) and its percentile bootstrap interval: the pairs drawn with replacement, resamples in
+    which either side is constant left out. ``n`` of the result is the number of pairs.
+
+    r is undefined — NaN throughout — when either side is constant or there are fewer than 3 pairs.
+    """
+    xv, yv = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if xv.shape != yv.shape:
+        raise ValueError(f"x and y must be paired: {xv.size} and {yv.size} values")
+    keep = np.isfinite(xv) & np.isfinite(yv)
+    xv, yv = xv[keep], yv[keep]
+    n = int(xv.size)
+    r = float(_pearson_rows(xv, yv)) if n >= 3 else math.nan
+    if not math.isfinite(r):
+        return Interval(math.nan, math.nan, math.nan, n)
+    idx = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
+    draws = _pearson_rows(xv[idx], yv[idx])
+    draws = draws[np.isfinite(draws)]
+    lo, hi = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(r, float(lo), float(hi), n)
 
 
 def ratio_interval(

@@ -45,3 +45,27 @@ def test_map_correlation_and_near_identical_groups():
     assert near_identical(r, ["a", "a2", "b", "b2"]) == [["a", "a2"], ["b", "b2"]]
     with pytest.raises(ValueError, match="differ in shape"):
         map_correlation(a, b[:2])
+
+
+def test_similarity_curves_joined_or_side_by_side():
+    from matplotlib.collections import PolyCollection
+    from matplotlib.container import ErrorbarContainer
+
+    rows = [
+        {"method": m, "step": s, "block": ["", "classifier", "bn2"][s], "image": i, "spearman": v + 0.1 * i}
+        for m, v in (("a", 0.5), ("b", -0.2))
+        for s in range(3)
+        for i in range(4)
+    ]
+    ax = camlab.plot.similarity_curves(rows)
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2  # one band per method
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), [0.65] * 3)  # the mean over the 4 images
+    ax = camlab.plot.similarity_curves(rows, joined=False)
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # no band across separate steps
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [b.get_label() for b in bars] == ["a", "b"]
+    xs = [b.lines[0].get_xdata() for b in bars]
+    assert np.all(xs[0] < xs[1])  # side by side
+    assert np.all(np.abs(np.concatenate(xs) - np.tile(range(3), 2)) < 0.4)  # around their step
+    plt.close("all")

@@ -159,6 +159,36 @@ def test_ratio_interval_is_scipys_paired_bootstrap():
     assert 9 < iv.lo < iv.mean < iv.hi < 11
 
 
+def test_correlation_interval_against_scipy():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=80)
+    y = 0.6 * x + 0.8 * rng.normal(size=80)
+    iv = S.correlation_interval(x, y, n_resamples=4000)
+    assert iv.mean == pytest.approx(ss.pearsonr(x, y).statistic)
+    assert iv.n == 80
+    ci = ss.bootstrap(
+        (x, y),
+        lambda u, v, axis=-1: np.array(
+            [ss.pearsonr(a, b).statistic for a, b in zip(np.atleast_2d(u), np.atleast_2d(v), strict=True)]
+        ).squeeze(),
+        paired=True,
+        n_resamples=4000,
+        method="percentile",
+        random_state=np.random.default_rng(1),
+    ).confidence_interval
+    assert (iv.lo, iv.hi) == pytest.approx((ci.low, ci.high), abs=0.03)  # other draws, the same interval
+    assert iv.lo < iv.mean < iv.hi
+    assert S.correlation_interval(x, y, n_resamples=4000) == iv  # seeded
+    # the sign follows the relation; pairs with a NaN are left out
+    assert S.correlation_interval(x, -y).mean == pytest.approx(-iv.mean)
+    assert S.correlation_interval([*x, np.nan], [*y, 1.0]) == S.correlation_interval(x, y)
+    # undefined: a constant side, or fewer than 3 pairs
+    assert math.isnan(S.correlation_interval(x, np.ones(80)).mean)
+    assert math.isnan(S.correlation_interval([1, 2], [3, 5]).lo)
+    with pytest.raises(ValueError, match="paired: 3 and 2"):
+        S.correlation_interval([1, 2, 3], [1, 2])
+
+
 def test_holm_adjustment():
     from camlab.stats import holm
 
