@@ -266,49 +266,58 @@ def measure_settings(
     layer: str,
     x: torch.Tensor,
     settings: Mapping[str, dict[str, Any]],
-    metrics: Sequence[str] = ("drop", "increase", "insertion", "deletion", "coverage"),
+    metrics: Sequence[str] | None = ("drop", "increase", "insertion", "deletion", "coverage"),
     n_steps: int = 8,
     images: Sequence[Any] | None = None,
     pointing: tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]] | None = None,
+    progress: bool = False,
 ) -> tuple[dict[str, torch.Tensor], Run]:
     """Cluster-CAM on ``x`` for each named setting (ClusterCAM keyword arguments), measured with
-    ``metrics`` only (the harness's rows, :func:`camlab.evaluate.explanation_rows`); the settings
-    share one forward pass per input and every cluster score (:class:`camlab.sweeps.ClusterRuns`).
-    ``pointing = (tiles, targets, boxes)`` (from :func:`camlab.evaluate.pointing_tiles`) adds the
-    grid pointing game, one tile row per setting and tile.
+    ``metrics`` only (``None``: every metric; the harness's rows,
+    :func:`camlab.evaluate.explanation_rows`); the settings share one forward pass per input and
+    every cluster score (:class:`camlab.sweeps.ClusterRuns`). ``pointing = (tiles, targets,
+    boxes)`` (from :func:`camlab.evaluate.pointing_tiles`) adds the grid pointing game, one tile
+    row per setting and tile. ``progress`` shows a bar over the settings.
 
-    Rows hold ``n_forward`` = 1 + Q, the passes per image the setting costs on its own.
-    Returns the B×H×W maps by setting name and a :class:`Run` of the measurements.
+    Rows are labelled ``method`` = ``str(name)``; they hold ``n_forward`` = 1 + Q, the passes per
+    image the setting costs on its own. Returns the B×H×W maps by setting name and a :class:`Run` of the measurements.
     """
     from . import metrics as M
     from .evaluate import explanation_rows
+    from .progress import progress as progress_bar
     from .sweeps import ClusterRuns
 
     runs = ClusterRuns(module, layer, x)
     composites = None if pointing is None else ClusterRuns(module, layer, pointing[0], pointing[1])
     maps, rows, tiles = {}, [], []
-    for name, setting in settings.items():
+    for name, setting in progress_bar(settings.items(), desc="Cluster-CAM settings", enabled=progress):
         exp = runs.explain(setting)
         maps[name] = exp.heatmaps
         cost = 1 + exp.cluster_maps.shape[1]  # passes per image for this setting alone (the shared runs pay less)
         rows += [
             {**r, "n_forward": cost}
             for r in explanation_rows(
-                module, x, exp, metrics=list(metrics), n_steps=n_steps, method=name, images=images
+                module,
+                x,
+                exp,
+                metrics=M.METRICS if metrics is None else list(metrics),
+                n_steps=n_steps,
+                method=str(name),
+                images=images,
             )
         ]
         if composites is not None:
             heat = composites.explain(setting).heatmaps
             tiles += [
                 {
-                    "method": name,
+                    "method": str(name),
                     "image": str(j),
                     "pointing": M.grid_pointing(heat[j], box).mass_inside,
                     "coverage": float(heat[j].mean()),
                 }
                 for j, box in enumerate(pointing[2])
             ]
-    return maps, Run(rows, tiles, list(settings))
+    return maps, Run(rows, tiles, [str(n) for n in settings])
 
 
 def axis_agreement(maps: Mapping[tuple[Any, Any], torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,10 +18,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from . import metrics as M
 from .explanation import Explanation
 from .methods.cluster import ClusterCAM, ClusterState
-from .progress import progress as progress_bar
 
 __all__ = ["ClusterRuns", "base_scissors_swaps", "sweep", "compare", "seed_stability", "SWEEPABLE"]
 
@@ -117,28 +115,21 @@ def compare(
     (from :func:`camlab.evaluate.pointing_tiles`: the tiles the model recognises), one more row
     per setting and tile holds that tile's ``pointing`` score (the share of the map's mass inside
     the tile)."""
-    from .evaluate import explanation_rows
+    from .ablation_curves import measure_settings
 
-    runs = ClusterRuns(module, layer, x)
-    composites = None
-    if pointing is not None:
-        tiles, targets, boxes = pointing
-        composites = ClusterRuns(module, layer, tiles, targets)
+    _, run = measure_settings(
+        module, layer, x, settings, metrics=None, n_steps=n_steps, pointing=pointing, progress=progress
+    )
     rows = []
-    for name, setting in progress_bar(settings.items(), desc=f"Cluster-CAM by {parameter}", enabled=progress):
-        exp = runs.explain(setting)
-        cost = 1 + exp.cluster_maps.shape[1]  # per image, for this setting alone
+    for name in settings:
         label = {"parameter": parameter, "value": name}
-        rows += [
-            {**label, **r, "n_forward": cost}
-            for r in explanation_rows(module, x, exp, n_steps=n_steps, method=str(name))
+        mine = [{**label, **r} for r in run.rows if r["method"] == str(name)]
+        cost = mine[0]["n_forward"]
+        rows += mine + [
+            {**label, "tile": int(t["image"]), "pointing": t["pointing"], "n_forward": cost}
+            for t in run.tiles
+            if t["method"] == str(name)
         ]
-        if composites is not None:
-            hc = composites.explain(setting).heatmaps
-            rows += [
-                {**label, "tile": j, "pointing": M.grid_pointing(hc[j], box).mass_inside, "n_forward": cost}
-                for j, box in enumerate(boxes)
-            ]
     return rows
 
 

@@ -11,11 +11,11 @@ from camlab.sweeps import base_scissors_swaps, compare, seed_stability, sweep
 def test_a_sweep_over_alpha_and_coupling_costs_one_fit(lite0, real_batch, monkeypatch):
     """Settings that differ in α and the coupling share one forward pass and one set of cluster
     scores: 1 + Q passes per image in all (the metrics' own passes are stubbed out here)."""
-    import camlab.sweeps as A
-
     x = real_batch[:2]
     monkeypatch.setattr(
-        A.M, "measure", lambda module, x, heat, targets, metrics=None, n_steps=None: {"drop": heat.mean((1, 2))}
+        camlab.metrics,
+        "measure",
+        lambda module, x, heat, targets, metrics=None, n_steps=None: {"drop": heat.mean((1, 2))},
     )
     calls = []
     handle = lite0.module.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
