@@ -168,13 +168,16 @@ def sanity(
     labels: list[str],
     modes: Sequence[str] = ("cascading", "random_logit", "independent"),
     shard: tuple[int, int] = (0, 1),
+    chunk: int = SANITY_CHUNK,
 ) -> None:
     """Adebayo et al.'s model randomisation (cascading and independent) and the random-logit
     check for every method of ``labels`` on every ``SANITY_STEP``-th dev image, appended to
     ``sanity_<model>.csv`` and ``random_logit_<model>.csv`` one method × check × chunk of
-    ``SANITY_CHUNK`` images at a time (a run cut short keeps the chunks it finished).
-    ``shard=(k, n)`` runs only the chunks whose index is k modulo n: n processes of one thread
-    each share the cores better than one process of n threads."""
+    ``chunk`` images at a time (a run cut short keeps the chunks it finished; a smaller chunk
+    loses less when cut). Only the images a check has no rows for yet are run, so a rerun with
+    another ``chunk`` never writes an image twice. ``shard=(k, n)`` runs only the chunks whose
+    index is k modulo n: n processes of one thread each share the cores better than one process
+    of n threads."""
     from camlab import sanity as S
 
     records = camlab.data.imagenet_folder(camlab.data.data_root() / "imagenet-dev")[::SANITY_STEP]
@@ -187,12 +190,11 @@ def sanity(
     for label, name, kw in E.parse_methods(labels):
         for mode in modes:  # by default what the report's table needs first
             start, n = time.perf_counter(), 0
-            for i in range(0, len(records), SANITY_CHUNK):
-                if (i // SANITY_CHUNK) % n_shards != k or all(
-                    (label, mode, n_) in done for n_ in names[i : i + SANITY_CHUNK]
-                ):
+            for i in range(0, len(records), chunk):
+                todo = [j for j in range(i, min(i + chunk, len(records))) if (label, mode, names[j]) not in done]
+                if (i // chunk) % n_shards != k or not todo:
                     continue
-                x = clf.preprocess([r.path for r in records[i : i + SANITY_CHUNK]])
+                x = clf.preprocess([records[j].path for j in todo])
                 if mode == "random_logit":
                     part = S.random_logit(name, clf, clf.target_layer, x, seed=0, **kw)
                 else:
@@ -202,7 +204,7 @@ def sanity(
                         "method": label,
                         **({} if mode == "random_logit" else {"mode": mode}),
                         **r,
-                        "image": names[i + r["image"]],
+                        "image": names[todo[r["image"]]],
                     }
                     for r in part
                 ]
@@ -385,8 +387,9 @@ def main(argv=None) -> int:
         "--modes", default="cascading,random_logit,independent", help="sanity: the checks, in the order they run"
     )
     p.add_argument(
-        "--shard", default="0/1", help="sanity: k/n runs every n-th chunk of 10 images from the k-th (n processes)"
+        "--shard", default="0/1", help="sanity: k/n runs every n-th chunk of images from the k-th (n processes)"
     )
+    p.add_argument("--chunk", type=int, default=SANITY_CHUNK, help="sanity: images per chunk (appended when finished)")
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -418,7 +421,9 @@ def main(argv=None) -> int:
         k, n = (int(v) for v in args.shard.split("/"))
         if not 0 <= k < n:
             p.error(f"--shard must be k/n with 0 ≤ k < n, got {args.shard}")
-        sanity(clf, (args.methods or SANITY).split(","), args.modes.split(","), shard=(k, n))
+        if args.chunk < 1:
+            p.error(f"--chunk must be at least 1, got {args.chunk}")
+        sanity(clf, (args.methods or SANITY).split(","), args.modes.split(","), shard=(k, n), chunk=args.chunk)
         return 0
     if args.part == "table1":
         measure(clf, "table1", TABLE1.split(","), "gradcam", stability=False, pointing=args.pointing)

@@ -2,6 +2,7 @@
 intervals tied, stability first, ties to fewer passes then to the paper's form, reading the
 committed CSVs — and, on the committed 200-image run, the rule still chooses camlab's DEFAULTS."""
 
+import csv
 import itertools
 import sys
 from pathlib import Path
@@ -218,3 +219,13 @@ def test_full_run_sanity_shards_share_the_chunks(tmp_path, monkeypatch):
     assert len({r["image"] for r in rows}) == n_images  # each image once
     full_run.sanity(Clf(), ["gradcam"], ["cascading"])  # all done: nothing runs again
     assert len(calls) == n_chunks
+    # a run cut short, resumed with another chunk size: only the missing images run, none twice
+    kept = [r for r in rows if r["image"] not in {rows[1]["image"], rows[12]["image"]}]
+    with (tmp_path / "sanity_stub.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(kept)
+    full_run.sanity(Clf(), ["gradcam"], ["cascading"], chunk=3)
+    assert len(calls) == n_chunks + 2  # the two chunks of 3 that hold a missing image
+    again = full_run.read(tmp_path / "sanity_stub.csv")
+    assert sorted(r["image"] for r in again) == sorted(r["image"] for r in rows)
