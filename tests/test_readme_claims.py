@@ -85,6 +85,9 @@ CLAIMS = {
         sanity_mean("clustercam", csv_name="random_logit_efficientnet_lite0.csv"), 2
     ),
     "random logit: Grad-CAM": lambda: quoted(sanity_mean("gradcam", csv_name="random_logit_efficientnet_lite0.csv"), 2),
+    "random logit: Score-CAM": lambda: quoted(
+        sanity_mean("scorecam", csv_name="random_logit_efficientnet_lite0.csv"), 2
+    ),
     "random logit: Cluster-CAM − Grad-CAM": lambda: quoted(
         difference("random_logit_efficientnet_lite0.csv", "clustercam", "gradcam", "spearman"), 2
     ),
