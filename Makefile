@@ -26,10 +26,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) -m camlab.notebooks run notebooks build/notebooks
+	$(PY) -m camlab.book run notebooks build/notebooks
 
 run-full: venv
-	$(PY) -m camlab.notebooks run notebooks build/notebooks-full --full
+	$(PY) -m camlab.book run notebooks build/notebooks-full --full
 
 # CAMLAB_HEADLESS: nbval runs the notebooks with no front end; the explorer then makes no widgets
 # (widget comms can stall nbclient for good, jupyter/nbclient#312). Two workers, one file each at
@@ -48,7 +48,7 @@ lint: venv
 	$(PY) -m ruff check camlab tests benchmarks
 
 strip:
-	$(PY) -m camlab.notebooks strip notebooks
+	$(PY) -m camlab.book strip notebooks
 
 clean:
 	rm -rf build

@@ -11,7 +11,7 @@ model's preferred memory layout with its batch norms folded (`clf.scorer`, camla
 the default layout, unfolded (camlab before Step 7), with the paired ratio of the two. With
 `--compile`, the same for `torch.compile(model)` (unfolded) at the best batch size, with the
 time of the first call (the compilation) reported apart. The table goes to stdout and, as CSV,
-to benchmarks/results/bench_batch_<device>.csv. `camlab.device.default_batch_size` follows it.
+to benchmarks/results/bench_batch_<device>.csv. `camlab.core.device.default_batch_size` follows it.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from camlab.masking import score_masked
 from results_csv import write_csv
 
 import camlab
-from camlab.masking import score_masked
-from camlab.timing import time_call
+from camlab.evaluation.timing import time_call
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,12 +63,12 @@ def main(argv=None) -> int:
     models = {"preferred": clf.scorer, "default layout": before}
     print(
         f"efficientnet_lite0 on {device}, torch {torch.__version__}; {maps.shape[0]} masks; "
-        f"preferred layout: {camlab.device.preferred_memory_format(device)}",
+        f"preferred layout: {camlab.core.device.preferred_memory_format(device)}",
         flush=True,
     )
     # round-robin: every (layout, batch size) once per round, so a drift of the host's speed
     # (seen here: 2× within minutes) hits all of them alike; the median over rounds is kept
-    inputs = {label: camlab.device.to_model_format(x, model) for label, model in models.items()}
+    inputs = {label: camlab.core.device.to_model_format(x, model) for label, model in models.items()}
     runs = {
         (label, bs): (lambda m=model, xi=inputs[label], b=bs: score_masked(m, xi, maps, owner, target, batch_size=b))
         for label, model in models.items()

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_methods.py --device cuda --n-images 4
 
 Same model (efficientnet_lite0), layer and images for both sides; each time is the median over
-the images of a per-image median (camlab.timing.time_call: warm-up, repeats, CUDA-synchronised).
+the images of a per-image median (camlab.evaluation.timing.time_call: warm-up, repeats, CUDA-synchronised).
 "floor" rows time N plain forward passes of the image at the best batch size: the least any
 method that scores N masked inputs can cost. Cluster-CAM rows also give their cost over their own
 floor (one forward pass and one batch of Q), timed back to back in 31 rounds (``floor_ratio``), and
@@ -33,7 +33,7 @@ import torch
 from results_csv import write_csv
 
 import camlab
-from camlab.timing import time_call
+from camlab.evaluation.timing import time_call
 
 warnings.filterwarnings("ignore")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,7 +88,7 @@ def floor(model, x, n, batch_sizes=(4, 8, 16, 32, 64), repeats=1):
     Each batch size is timed on a few batches first; the full n passes run at the best two.
     The batches are in the model's memory layout.
     """
-    layout = camlab.device.module_memory_format(model)
+    layout = camlab.core.device.module_memory_format(model)
     with torch.no_grad():
         probe = {}
         for bs in batch_sizes:
@@ -201,7 +201,8 @@ def main(argv=None) -> int:
         t_one = time_call(lambda: torch.no_grad()(model)(images[0]), repeats=15, warmup=1, device=device).seconds
         rows.append(dict(layer=layer, method="one forward", implementation="", seconds=t_one, n_forward=1, ratio=""))
         q = args.n_clusters
-        masked = images[0].expand(q, -1, -1, -1).contiguous(memory_format=camlab.device.module_memory_format(model))
+        fmt = camlab.core.device.module_memory_format(model)
+        masked = images[0].expand(q, -1, -1, -1).contiguous(memory_format=fmt)
         masked_before = masked.contiguous()
         t_q = time_call(lambda: torch.no_grad()(model)(masked), repeats=15, warmup=1, device=device).seconds
         cluster_floor = t_one + t_q

@@ -23,7 +23,7 @@ from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 
 import camlab
 from camlab import metrics as M
-from camlab import stats
+from camlab.evaluation import stats
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_road_cpu.csv"
 

@@ -5,11 +5,11 @@ single-threaded process, under each OpenMP setting of the kernel's environment.
     .venv/bin/python benchmarks/bench_stall.py --only 05 --settings default,kernel
     .venv/bin/python benchmarks/bench_stall.py --only all --settings default --timeout 3600   # `make run`
 
-Each run is ``python -m camlab.notebooks run notebooks <tmp> --only <NN>`` (papermill, the
+Each run is ``python -m camlab.book run notebooks <tmp> --only <NN>`` (papermill, the
 notebook's default parameters) in a fresh process whose environment carries the setting; runs
 longer than ``--timeout`` are stopped and recorded as that many seconds or more. The busy process
-is ``python -c 'while True: pass'``. Settings: ``default`` (no OpenMP variable; camlab.notebooks
-then applies its own kernel setting), ``kernel`` (camlab.notebooks' kernel environment switched
+is ``python -c 'while True: pass'``. Settings: ``default`` (no OpenMP variable; camlab.book.notebooks
+then applies its own kernel setting), ``kernel`` (camlab.book.notebooks' kernel environment switched
 off: torch's own default, 2 threads spinning), ``passive`` (``OMP_WAIT_POLICY=PASSIVE``),
 ``threads1`` (``OMP_NUM_THREADS=1``), ``spin`` (``GOMP_SPINCOUNT=10000``). ``--only all`` runs
 every notebook, as ``make run`` does (the ``default`` setting is what ``make run`` gives: the
@@ -56,7 +56,7 @@ def run(only: str, setting: dict[str, str], timeout: float, keep: str | None = N
             start = time.perf_counter()
             try:
                 subprocess.run(
-                    [sys.executable, "-m", "camlab.notebooks", "run", str(ROOT / "notebooks"), out, *only_args],
+                    [sys.executable, "-m", "camlab.book.notebooks", "run", str(ROOT / "notebooks"), out, *only_args],
                     env=env,
                     cwd=ROOT,
                     timeout=timeout,

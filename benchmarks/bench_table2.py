@@ -6,10 +6,10 @@ notebook 09 and the README quote.
     .venv/bin/python benchmarks/bench_table2.py --device cuda
 
 Images are the outer loop and every method is timed on each image in turn (a warm-up call, then
-the median of R timed calls, camlab.timing.time_call), so a drift of the host's speed falls on
+the median of R timed calls, camlab.evaluation.timing.time_call), so a drift of the host's speed falls on
 all methods alike. Passes are counted apart: *full* passes of the whole network and *partial*
 passes through the tail of the network after the target layer (Ablation-CAM's ablated copies).
-Ratios are paired per image (camlab.stats.ratio_interval). Run it alone on the machine.
+Ratios are paired per image (camlab.evaluation.stats.ratio_interval). Run it alone on the machine.
 Per-image CSV: benchmarks/results/bench_table2_<device>.csv.
 """
 
@@ -28,8 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 import camlab
-from camlab.evaluate import parse_methods
-from camlab.timing import time_call, timing_table
+from camlab.evaluation.harness import parse_methods
+from camlab.evaluation.timing import time_call, timing_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = [

@@ -35,10 +35,11 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from camlab import stats as S
-from camlab.ablation_curves import RANKED, read_run, setting_of
-from camlab.methods.cluster import CLUSTERINGS, COUPLINGS, DEFAULTS
 from camlab.metrics import HIGHER_IS_BETTER
+
+from camlab.book.ablation_curves import RANKED, read_run, setting_of
+from camlab.evaluation import stats as S
+from camlab.methods.cluster import CLUSTERINGS, COUPLINGS, DEFAULTS
 
 __all__ = ["STABLE", "RANKED", "PAPER_FORM", "read_measured", "rank_settings", "paper_distance", "choose_setting"]
 
@@ -53,9 +54,9 @@ def read_measured(stems: Sequence[str | Path]) -> tuple[list[dict[str, Any]], di
 
     Every row has ``value`` (the setting's label, e.g. ``"clustercam:alpha=0.8;clustering=ward"``)
     and ``setting`` (the keyword arguments that label names, parsed once per label by
-    :func:`camlab.ablation_curves.setting_of`); image rows keep the CSV's columns, tile rows carry
+    :func:`camlab.book.ablation_curves.setting_of`); image rows keep the CSV's columns, tile rows carry
     ``pointing`` (the map's mass inside the tile). Reading goes through
-    :func:`camlab.ablation_curves.read_run`: missing files add nothing, and a setting that two
+    :func:`camlab.book.ablation_curves.read_run`: missing files add nothing, and a setting that two
     stems both measured counts once per image and tile. Stability is keyed by label."""
     run = read_run(stems)
     settings = {label: setting_of(label) for label in run.labels}
@@ -72,7 +73,7 @@ def read_measured(stems: Sequence[str | Path]) -> tuple[list[dict[str, Any]], di
 
 def rank_settings(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = RANKED) -> list[dict[str, Any]]:
     """Step 3. Per ``value`` (a setting): each metric's mean and 95 % bootstrap interval (``m``,
-    ``m_lo``, ``m_hi``; :func:`camlab.stats.mean_interval` over the rows that measured it: empty or
+    ``m_lo``, ``m_hi``; :func:`camlab.evaluation.stats.mean_interval` over the rows that measured it: empty or
     non-finite values are left out), and its rank ``m_rank`` = 1 + the number of values whose
     interval lies wholly on the better side of its own (:data:`camlab.metrics.HIGHER_IS_BETTER`),
     so that overlapping intervals tie. Only metrics with an interval for every value are ranked;

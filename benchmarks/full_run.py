@@ -17,7 +17,7 @@ Cluster-CAM grid that chooses the defaults.
     # the rule; RESULTS.md's tables
     .venv/bin/python benchmarks/full_run.py choose | report --model M
 
-Every part goes through the evaluation harness (``camlab.evaluate``): one row per image and
+Every part goes through the evaluation harness (``camlab.evaluation.harness``): one row per image and
 method (or Cluster-CAM setting) appended to ``benchmarks/results/<part>_<model>.csv`` as it is
 computed, so a part cut short continues where it stopped when run again. Beside it the part
 writes the grid pointing game (``…_pointing.csv``: 100 composites of two dev images, the tiles
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import itertools
 import sys
 import time
@@ -43,9 +42,10 @@ from defaults_rule import choose_setting, read_measured
 from results_csv import write_csv
 
 import camlab
-from camlab import evaluate as E
-from camlab import stats
-from camlab.sweeps import base_scissors_swaps, seed_stability
+from camlab.book.sweeps import base_scissors_swaps, seed_stability
+from camlab.evaluation import harness as E
+from camlab.evaluation import stats
+from camlab.evaluation.results import locked
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_STEPS = 16
@@ -158,8 +158,7 @@ def measure(clf, part: str, labels: list[str], reference: str | None, stability:
 def append_rows(path: Path, rows: list[dict]) -> None:
     """Append ``rows`` to the CSV at ``path`` under an exclusive lock, so that two shards of a
     run (``--shard``) never write over each other's rows."""
-    with (path.parent / f".{path.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path, wait=True):
         write_csv(path, read(path) + rows)
 
 
@@ -319,10 +318,11 @@ def report_v2(model: str) -> None:
     """RESULTS.md's Step 10 tables (Markdown) from the committed CSVs: Table 1 with every metric,
     Cluster-CAM's paired differences to Grad-CAM and Score-CAM, the agreement of the metrics, and
     the sanity checks."""
-    from camlab import sanity as S
-    from camlab.agreement import metric_agreement
     from camlab.metrics import METRICS
-    from camlab.verdict import compare, counted_once
+
+    from camlab import sanity as S
+    from camlab.book.verdict import compare, counted_once
+    from camlab.evaluation.agreement import metric_agreement
 
     rows = complete_rows(read(RESULTS / f"table1v2_{model}.csv"))
     if rows:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/seed_stability.py --n-images 200 --layer blocks.6
 
 The images are notebook 06's (``random.Random(seed).sample`` of the dev folder). For each setting,
-``camlab.sweeps.seed_stability`` over seeds 0 … S−1 (one forward pass of the images serves
+``camlab.book.sweeps.seed_stability`` over seeds 0 … S−1 (one forward pass of the images serves
 every seed of a setting), and the ratio of the peaks of base and scissors that eq 22 subtracts;
 the table goes to stdout and, as CSV, to
 benchmarks/results/seed_stability_<layer>.csv.
@@ -22,7 +22,7 @@ import torch
 from results_csv import write_csv
 
 import camlab
-from camlab.sweeps import seed_stability
+from camlab.book.sweeps import seed_stability
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {

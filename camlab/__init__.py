@@ -1,5 +1,21 @@
 """camlab — class activation maps for CNN classifiers, centred on Cluster-CAM.
 
+The package has four rooms; each imports only from the rooms above it::
+
+    camlab.core        models (and their folded twins), images and image folders, layers and
+                       hooks, maps, masking, the result type (Explanation), the device
+    camlab.methods     the CAM methods on one pipeline (BaseCAM), registered in METHODS;
+                       Cluster-CAM's clustering (K-means, Ward, spectral)
+    camlab.evaluation  faithfulness metrics, ROAD imputation, sanity checks, metric agreement,
+                       statistics (intervals, paired tests), timing, and the harness:
+                       methods × images × metrics → CSV (``python -m camlab.evaluation``)
+    camlab.book        what only the notebooks use: plots, widgets, sweeps, ablation curves,
+                       verdict tables, the notebook runner (``python -m camlab.book``)
+
+The names below (``camlab.load_model``, ``camlab.ClusterCAM``, ``camlab.metrics``…) are the
+public API; ``camlab.metrics``, ``camlab.sanity``, ``camlab.plot`` and the other modules it
+lists are also importable under those short names (``from camlab.metrics import drop``).
+
 >>> import camlab
 >>> clf = camlab.load_model("efficientnet_lite0")
 >>> x = clf.preprocess(camlab.data.sample_images()["chelsea"])
@@ -8,13 +24,18 @@
 torch.Size([1, 224, 224])
 """
 
-from . import clustering, data, folding, masking, metrics, plot, sanity
-from .device import resolve_device
-from .explanation import ClusterExplanation, Explanation
-from .folding import FoldedNetwork, fold
-from .images import load_image
-from .layers import capture, layer_names, resolve_layer
-from .maps import normalize_maps, upsample
+import sys as _sys
+
+from .book import plot
+from .core import data, folding, masking
+from .core.device import resolve_device
+from .core.explanation import ClusterExplanation, Explanation
+from .core.folding import FoldedNetwork, fold
+from .core.images import load_image
+from .core.layers import capture, layer_names, resolve_layer
+from .core.maps import normalize_maps, upsample
+from .core.models import MODELS, Classifier, load_model
+from .evaluation import metrics, sanity
 from .methods import (
     CAM,
     METHODS,
@@ -32,10 +53,15 @@ from .methods import (
     SmoothGradCAMpp,
     SobelCAM,
     XGradCAM,
+    clustering,
 )
-from .models import MODELS, Classifier, load_model
 
 __version__ = "0.1.0"
+
+# the modules of __all__ under their short names too: ``import camlab.metrics`` is camlab.evaluation.metrics
+for _module in (clustering, data, folding, masking, metrics, plot, sanity):
+    _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
+del _module
 
 __all__ = [
     "AblationCAM",

@@ -1,4 +1,4 @@
-"""camlab.ablation_curves: committed runs read, settings against a reference, the coverage confound."""
+"""camlab.book.ablation_curves: committed runs read, settings against a reference, the coverage confound."""
 
 import csv
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from camlab import ablation_curves as AC
+from camlab.book import ablation_curves as AC
 
 REF = "clustercam:alpha=0.8;clustering=ward;coupling=normalized;n_clusters=10"
 MORE = "clustercam:alpha=1.0;clustering=ward;coupling=normalized;n_clusters=8"  # keeps more of the image

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from camlab import agreement as A
-from camlab import stats
+from camlab.evaluation import agreement as A
+from camlab.evaluation import stats
 
 
 def rows_for(values: dict[str, dict[str, np.ndarray]]):

@@ -135,7 +135,7 @@ def test_methods_registry():
 def test_normalize_maps_and_its_affine_form():
     """s(M) = (M − min) / (max − min) per map, zeros for a constant map; ``normalizing_affine``
     gives the same as (M − lo)·scale, which the weighted coupling sums before upsampling."""
-    from camlab.maps import normalize_maps, normalizing_affine
+    from camlab.core.maps import normalize_maps, normalizing_affine
 
     g = torch.Generator().manual_seed(0)
     maps = torch.randn(2, 3, 5, 7, generator=g)
@@ -158,11 +158,11 @@ def test_common_scale_keeps_relative_strength(lite0, real_batch):
     cam = CAM(lite0.module, lite0.target_layer)
     top2 = lite0.module(real_batch).topk(2).indices
     a, b = cam(real_batch, targets=top2[:, 0]), cam(real_batch, targets=top2[:, 1])
-    sa, sb = camlab.maps.common_scale([a.raw, b.raw], (224, 224))
+    sa, sb = camlab.core.maps.common_scale([a.raw, b.raw], (224, 224))
     peak_a, peak_b = sa.flatten(1).amax(1), sb.flatten(1).amax(1)
     assert torch.allclose(torch.maximum(peak_a, peak_b), torch.ones(3))
     up = [camlab.upsample(r.clamp_min(0), (224, 224)).flatten(1).amax(1) for r in (a.raw, b.raw)]
     assert torch.allclose(peak_b / peak_a, up[1] / up[0], rtol=1e-4)
-    zero = camlab.maps.common_scale([-torch.ones(1, 7, 7)], (14, 14))[0]
+    zero = camlab.core.maps.common_scale([-torch.ones(1, 7, 7)], (14, 14))[0]
     assert zero.shape == (1, 14, 14)
     assert not zero.any()

@@ -4,7 +4,7 @@ import pytest
 
 import camlab
 from camlab import data
-from camlab.models import imagenet_categories, imagenet_synsets
+from camlab.core.models import imagenet_categories, imagenet_synsets
 
 
 def test_sample_images_ship_with_packages():
@@ -53,6 +53,67 @@ def test_imagenet_folder_errors(tmp_path):
     (tmp_path / "n99999999_unicorn.JPEG").write_bytes(b"")
     with pytest.raises(ValueError, match="n99999999"):
         data.imagenet_folder(tmp_path)
+
+
+def _touch(root, *names):
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")  # image_folder only lists; reading is the evaluation's
+
+
+def test_image_folder_reads_a_tree_of_class_folders(tmp_path):
+    """ImageNet's validation layout (one folder per synset, torchvision's ImageFolder), nested
+    deeper too; a plainly named folder gives no class; hidden files and folders are left out."""
+    _touch(
+        tmp_path,
+        "n01443537/ILSVRC2012_val_00000236.JPEG",
+        "n01440764/ILSVRC2012_val_00000293.JPEG",
+        "n01440764/ILSVRC2012_val_00002138.jpeg",
+        "train/n01484850/0001.png",  # two levels down
+        "n01484850/n01484850_great_white_shark.JPEG",  # name and folder agree
+        "holiday/cat.jpg",
+        "top.jpg",
+        ".hidden/n01440764/x.JPEG",
+        "n01440764/.x.JPEG",
+        "n01440764/notes.txt",
+    )
+    records = data.image_folder(tmp_path)
+    assert [(r.name, r.class_index, r.synset, r.label) for r in records] == [
+        ("holiday/cat.jpg", None, "", "cat"),
+        ("n01440764/ILSVRC2012_val_00000293.JPEG", 0, "n01440764", "tench"),
+        ("n01440764/ILSVRC2012_val_00002138.jpeg", 0, "n01440764", "tench"),
+        ("n01443537/ILSVRC2012_val_00000236.JPEG", 1, "n01443537", "goldfish"),
+        ("n01484850/n01484850_great_white_shark.JPEG", 2, "n01484850", "great white shark"),
+        ("top.jpg", None, "", "top"),
+        ("train/n01484850/0001.png", 2, "n01484850", "great white shark"),
+    ]
+    assert all(r.path == tmp_path / r.name for r in records)
+    assert [r.name for r in data.image_folder(tmp_path, limit=2)] == [r.name for r in records[:2]]
+
+
+def test_image_folder_names_a_flat_folder_by_file_name(tmp_path):
+    _touch(tmp_path, "n01440764_tench.JPEG", "b.png", "a.jpg")
+    assert [(r.name, r.class_index) for r in data.image_folder(tmp_path)] == [
+        ("a.jpg", None),
+        ("b.png", None),
+        ("n01440764_tench.JPEG", 0),
+    ]
+    assert data.image_folder(tmp_path)[2].name == data.imagenet_folder(tmp_path)[0].name
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (["n99999999/a.JPEG"], "n99999999/a.JPEG: folder n99999999 is not one of the 1000 ImageNet-1k classes"),
+        (["n01440764/n01443537_goldfish.JPEG"], "the file names synset n01443537, its folder n01440764"),
+        (["a/n99999999_unicorn.JPEG"], "a/n99999999_unicorn.JPEG: synset n99999999 is not one"),
+        (["a/notes.txt", ".b/c.jpg"], "no image file"),
+    ],
+)
+def test_image_folder_errors(tmp_path, files, message):
+    _touch(tmp_path, *files)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        data.image_folder(tmp_path)
 
 
 def test_data_root_setting(monkeypatch, tmp_path):

@@ -189,10 +189,9 @@ def test_full_run_sanity_shards_share_the_chunks(tmp_path, monkeypatch):
     """``full_run.py sanity --shard k/n``: n shards together run every chunk of images once, each
     shard only its own (chunk index ≡ k mod n), and a rerun skips what is in the CSV (the checks
     themselves are stubbed: this tests the bookkeeping, not the method)."""
+    import camlab.sanity
     import full_run
     import torch
-
-    import camlab.sanity
 
     calls = []
 

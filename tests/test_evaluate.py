@@ -1,8 +1,11 @@
-"""The evaluation harness: the command line (``camlab.harness_cli``, also run as ``camlab.evaluate``), resuming after a
-kill, and two torchrun processes."""
+"""The evaluation harness: the command line (``python -m camlab.evaluation``, also run as
+``python -m camlab.evaluation.cli``), resuming after a kill, two torchrun processes, folders as
+users have them (class sub-folders, unreadable files first and last) and a second process on the
+same ``--out``."""
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,8 +13,10 @@ import time
 
 import pytest
 
-from camlab import evaluate as E
+import camlab
 from camlab import metrics as M
+from camlab.evaluation import cli, results
+from camlab.evaluation import harness as E
 
 PY = sys.executable
 COMPARED = [f for f in E.FIELDS if f != "seconds"]
@@ -22,8 +27,8 @@ def read(path):
         return list(csv.DictReader(fh))
 
 
-def run_cli(out, data_root, *extra, wait=True, module="camlab.harness_cli"):
-    images = str(data_root / "imagenet-dev")
+def run_cli(out, data_root, *extra, wait=True, module="camlab.evaluation", images=None):
+    images = str(images or data_root / "imagenet-dev")
     cmd = [PY, "-m", module, "--images", images, "--device", "cpu", "--out", str(out), "--no-progress", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if wait:
@@ -79,10 +84,27 @@ def test_cli_writes_the_csv_and_the_summary(tmp_path, data_root):
     assert float(table[0]["drop_p"]) == 1
 
 
-def test_killed_midway_resumes_without_recomputing(tmp_path, data_root):
+@pytest.fixture(scope="module")
+def class_tree(tmp_path_factory, dev_records):
+    """ImageNet's validation layout: one folder per synset, files named without their class (two
+    share a name in different folders), and one class folder a level deeper."""
+    root = tmp_path_factory.mktemp("val")
+    places = ["{}/0001.JPEG", "{}/0001.JPEG", "{}/0002.JPEG", "more/{}/0003.JPEG", "{}/0004.JPEG"]
+    for place, r in zip(places, dev_records[:5], strict=True):
+        path = root / place.format(r.synset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.path, path)
+    classes = {place.format(r.synset): r.class_index for place, r in zip(places, dev_records[:5], strict=True)}
+    return root, classes
+
+
+def test_killed_midway_resumes_without_recomputing(tmp_path, data_root, class_tree):
+    """On a tree of class folders: every image is named by its path in the tree, its class read
+    from its folder; a run killed midway resumes without recomputing a row."""
+    tree, classes = class_tree
     out = tmp_path / "r.csv"
     args = ("--limit", "4", "--methods", "gradcam,groupcam:n_groups=4", "--metrics", "drop,insertion", "--n-steps", "8")
-    proc = run_cli(out, data_root, *args, wait=False)
+    proc = run_cli(out, data_root, *args, wait=False, images=tree)
     deadline = time.time() + 300
     while time.time() < deadline and (not out.is_file() or len(read(out)) < 2):
         time.sleep(0.2)
@@ -90,21 +112,24 @@ def test_killed_midway_resumes_without_recomputing(tmp_path, data_root):
     proc.wait()
     first = read(out)
     assert 2 <= len(first) < 8, "the run was not interrupted midway"
-    res = run_cli(out, data_root, *args)
+    res = run_cli(out, data_root, *args, images=tree)
     assert res.returncode == 0, res.stderr
     final = read(out)
     assert len(final) == 8
     assert len({(r["image"], r["method"]) for r in final}) == 8
     assert final[: len(first)] == first  # finished rows are kept as they were, not recomputed
+    first_four = [r.name for r in camlab.data.image_folder(tree)][:4]
+    assert sorted({r["image"] for r in final}) == sorted(first_four)
+    assert {r["image"]: int(r["class_index"]) for r in final} == {name: classes[name] for name in first_four}
 
 
-def test_two_torchrun_processes_match_one(tmp_path, data_root):
+def test_two_torchrun_processes_match_one(tmp_path, class_tree):
+    """On the tree of class folders, two ranks' rows merged give the single process's file."""
+    tree, classes = class_tree
     single, multi = tmp_path / "single.csv", tmp_path / "multi.csv"
     args = [
         "--images",
-        str(data_root / "imagenet-dev"),
-        "--limit",
-        "5",
+        str(tree),
         "--methods",
         "gradcam,clustercam:n_clusters=3",
         "--metrics",
@@ -115,7 +140,7 @@ def test_two_torchrun_processes_match_one(tmp_path, data_root):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run(
-        [PY, "-m", "camlab.harness_cli", *args, "--out", str(single)],
+        [PY, "-m", "camlab.evaluation", *args, "--out", str(single)],
         capture_output=True,
         text=True,
         env=env,
@@ -131,7 +156,7 @@ def test_two_torchrun_processes_match_one(tmp_path, data_root):
             "--nproc_per_node",
             "2",
             "-m",
-            "camlab.harness_cli",
+            "camlab.evaluation",
             *args,
             "--out",
             str(multi),
@@ -147,6 +172,73 @@ def test_two_torchrun_processes_match_one(tmp_path, data_root):
     a, b = read(single), read(multi)
     assert len(a) == len(b) == 10
     assert [{k: r[k] for k in COMPARED} for r in a] == [{k: r[k] for k in COMPARED} for r in b]
+    assert {r["image"]: int(r["class_index"]) for r in b} == classes
+
+
+def test_unreadable_files_first_and_last_are_skipped_and_named(tmp_path, data_root, dev_records):
+    """The first file (the method-parameter check reads the first readable one instead) and the
+    last (a truncated JPEG) are skipped, named and recorded; every good image has its rows."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "0_notes.jpg").write_text("not an image at all")
+    good = [r.path.name for r in dev_records[:2]]
+    for name, r in zip(good, dev_records, strict=False):
+        shutil.copy(r.path, folder / name)
+    whole = dev_records[2].path.read_bytes()
+    (folder / "z_truncated.JPEG").write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "r.csv"
+    res = run_cli(out, data_root, "--methods", "gradcam,clustercam:n_clusters=4", "--metrics", "drop", images=folder)
+    assert res.returncode == 0, res.stderr
+    assert sorted((r["image"], r["method"]) for r in read(out)) == sorted(
+        (name, m) for name in good for m in ("gradcam", "clustercam:n_clusters=4")
+    )
+    skipped = E.read_skipped(out)
+    assert list(skipped) == ["0_notes.jpg", "z_truncated.JPEG"]
+    assert all("cannot read" in reason for reason in skipped.values())
+    assert "skipped 0_notes.jpg: cannot read" in res.stdout
+    assert "skipped z_truncated.JPEG: cannot read" in res.stdout
+
+
+def test_a_second_process_on_the_same_out_is_refused_in_one_line(tmp_path, data_root):
+    """While another process writes ``--out`` (it holds the lock), a second run exits with status 2
+    and one line naming the lock, writing nothing; once the first is killed, the lock is free."""
+    out = tmp_path / "r.csv"
+    holder = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            f"from camlab.evaluation.results import locked\nwith locked({str(out)!r}):\n"
+            "    print('held', flush=True)\n    input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = run_cli(out, data_root, "--limit", "1", "--methods", "gradcam", "--metrics", "drop")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert str(results.lock_path(out)) in res.stderr
+    assert "another process" in res.stderr
+    assert not out.exists()
+    with results.locked(out):  # released when its holder died: the stale lock file stops nobody
+        pass
+
+
+def test_help_says_what_every_option_does_and_its_default():
+    parser = cli._parser()
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert [a.option_strings[0] for a in options if not a.help] == []
+    assert [a.option_strings[0] for a in options if not a.required and "default" not in a.help] == []
+    text = parser.format_help()
+    for option in ("--model", "--layer", "--device", "--out", "--no-progress", "--images"):
+        assert option in text
+    assert "efficientnet_lite0" in text  # the defaults shown
+    assert "results.csv" in text
 
 
 def test_bad_method_and_metric_names():
@@ -208,6 +300,7 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
         (["--device", "tpu"], "tpu"),
         (["--model", "resnet9000"], "resnet9000"),
         (["--images", "/no/such/folder"], "no image folder at '/no/such/folder'"),
+        ([], "no folder '/nonexistent' to write never-written.csv in"),  # every argument good but --out's folder
         (
             ["--methods", "clustercam:n_clusters=5000"],
             "clustercam:n_clusters=5000: ",
@@ -217,7 +310,7 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
 def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
     argv = ["--images", str(data_root / "imagenet-dev"), "--out", "/nonexistent/never-written.csv", "--no-progress"]
     with pytest.raises(SystemExit, match="^2$") as exit_:
-        E.main(argv + args)
+        cli.main(argv + args)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert message in err, err
@@ -226,8 +319,8 @@ def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
 
 
 def test_pointing_intervals_per_method_in_order():
-    from camlab.evaluate import pointing_intervals
-    from camlab.stats import mean_interval
+    from camlab.evaluation.harness import pointing_intervals
+    from camlab.evaluation.stats import mean_interval
 
     rows = [
         {"method": m, "mass_inside": str(v)} for m, v in [("b", 0.9), ("a", 0.2), ("b", 0.7), ("a", 0.4), ("b", 0.8)]
@@ -278,9 +371,10 @@ def test_a_folder_of_plainly_named_photos_explains_the_top_1_class(tmp_path, dat
 
 def test_metrics_drop_also_writes_drop_unclipped(tmp_path, data_root):
     """Both drops come from the same forward pass: asking for drop fills drop_unclipped too (and the
-    old command, ``python -m camlab.evaluate``, still runs the harness)."""
+    module's own command, ``python -m camlab.evaluation.cli``, runs the harness too)."""
     out = tmp_path / "r.csv"
-    res = run_cli(out, data_root, "--limit", "1", "--methods", "gradcam", "--metrics", "drop", module="camlab.evaluate")
+    args = ("--limit", "1", "--methods", "gradcam", "--metrics", "drop")
+    res = run_cli(out, data_root, *args, module="camlab.evaluation.cli")
     assert res.returncode == 0, res.stderr
     (row,) = read(out)
     assert row["drop"] != ""
@@ -298,9 +392,9 @@ def test_requested_metrics_adds_the_unclipped_drop_once():
         E.requested_metrics(["drop", "auc"])
 
 
-def test_the_names_callers_import_from_camlab_evaluate_are_still_there():
-    """benchmarks/, the notebooks and the tests import these from camlab.evaluate."""
-    from camlab import harness_cli, results
+def test_the_names_callers_import_from_the_harness_are_there():
+    """benchmarks/, the notebooks and the tests import these from camlab.evaluation.harness."""
+    from camlab.evaluation import results
 
     names = [
         "FIELDS",
@@ -310,7 +404,6 @@ def test_the_names_callers_import_from_camlab_evaluate_are_still_there():
         "evaluate",
         "explanation_rows",
         "format_table",
-        "main",
         "parse_methods",
         "pointing_game",
         "pointing_intervals",
@@ -322,4 +415,4 @@ def test_the_names_callers_import_from_camlab_evaluate_are_still_there():
     assert [n for n in names if not hasattr(E, n)] == []
     assert E.read_results is results.read_results
     assert E.FIELDS is results.FIELDS
-    assert harness_cli.evaluate is E.evaluate
+    assert cli.evaluate is E.evaluate

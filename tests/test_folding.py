@@ -9,11 +9,11 @@ import dataclasses
 
 import pytest
 import torch
+from camlab.folding import FoldedNetwork, PadFreeSameConv, check_twin, fold
 from torch import nn
 
 import camlab
-from camlab.folding import FoldedNetwork, PadFreeSameConv, check_twin, fold
-from camlab.layers import count_forwards
+from camlab.core.layers import count_forwards
 
 
 def _bn(channels: int, seed: int) -> nn.BatchNorm2d:
@@ -181,7 +181,8 @@ def test_every_batch_norm_of_efficientnet_lite0_is_folded(lite0, real_batch):
     assert "conv_head" in twin.folded
     assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.network.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in lite0.module.modules())
-    assert camlab.device.module_memory_format(twin.network) is camlab.device.module_memory_format(lite0.module)
+    memory_format = camlab.core.device.module_memory_format
+    assert memory_format(twin.network) is memory_format(lite0.module)
     with torch.inference_mode():
         assert torch.allclose(twin.network(real_batch), lite0.module(real_batch), atol=1e-4)
     # the layers stay where they were: the twin keeps the module names (bn2 is now its activation)

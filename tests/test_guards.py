@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
+from camlab.masking import apply_masks, blur, make_baseline, score_masked
 from toys import ConstantFeatures
 
-from camlab.masking import apply_masks, blur, make_baseline, score_masked
+from camlab.book.notebooks import strip_outputs
+from camlab.evaluation.timing import time_call
 from camlab.methods.base import BaseCAM
-from camlab.notebooks import strip_outputs
-from camlab.timing import time_call
 
 
 class NaNCAM(BaseCAM):
@@ -103,7 +103,7 @@ def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
     import subprocess
     import sys
 
-    from camlab import notebooks as N
+    from camlab.book import notebooks as N
 
     for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "CAMLAB_KERNEL_ENV"):
         monkeypatch.delenv(k, raising=False)
@@ -116,7 +116,7 @@ def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
     assert N.kernel_environment() == {}
     # importing camlab changes nothing in the environment
     code = (
-        "import os, camlab, camlab.notebooks; "
+        "import os, camlab, camlab.book.notebooks; "
         "print(any(k in os.environ for k in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'GOMP_SPINCOUNT')))"
     )
     env = {
@@ -131,7 +131,7 @@ def test_kernel_environment_is_scoped_and_yields_to_the_user(monkeypatch):
 
 
 def test_timing_summary_pairs_images_and_counts_passes_apart():
-    from camlab.timing import timing_summary, timing_table
+    from camlab.evaluation.timing import timing_summary, timing_table
 
     rows = [
         {"method": "a", "image": "i1", "seconds": "2", "full_passes": "1", "partial_passes": "10"},
@@ -155,7 +155,7 @@ def test_timing_summary_pairs_images_and_counts_passes_apart():
 
 def test_progress_bars_are_off_where_nobody_watches(monkeypatch):
     """An executed notebook would keep a bar frozen at "0 %": headless runs get none."""
-    from camlab.progress import HEADLESS, progress
+    from camlab.core.progress import HEADLESS, progress
 
     items = [1, 2, 3]
     monkeypatch.setenv(HEADLESS, "1")

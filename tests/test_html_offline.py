@@ -1,5 +1,5 @@
 """The HTML that `make run` exports typesets its equations without a network: MathJax is copied
-beside it (camlab.notebooks.local_mathjax). Checked in headless Chromium with every network
+beside it (camlab.book.notebooks.local_mathjax). Checked in headless Chromium with every network
 request refused; nbconvert's default export (MathJax from a CDN) is the control that shows raw
 TeX under the same conditions. Skipped, with the reason, where Chromium or its driver is missing."""
 
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from test_browser import missing, start_chrome, wait_for
 
-from camlab.notebooks import MATHJAX_DIR, export_html
+from camlab.book.notebooks import MATHJAX_DIR, export_html
 
 pytestmark = pytest.mark.slow
 # no network at all: every host resolves to nothing and every connection goes to a closed port

@@ -76,7 +76,7 @@ def test_count_forwards_counts_images_and_always_unhooks():
     import torch
     from torch import nn
 
-    from camlab.layers import count_forwards
+    from camlab.core.layers import count_forwards
 
     net, tail = nn.Linear(3, 2), nn.Linear(2, 2)
     with count_forwards(net) as n:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import camlab
-from camlab.device import module_memory_format, preferred_memory_format
+from camlab.core.device import module_memory_format, preferred_memory_format
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,7 @@ def test_scorecam_paper_definition_and_skipping(lite0, small_batch, layer):
     exp = ScoreCAM(lite0.module, layer)(x)
     ref, w = direct_scorecam(lite0.module, x, layer)
     assert torch.allclose(exp.heatmaps[0], ref, atol=1e-4)
-    acts_constant = int(camlab.maps.is_constant(_acts(lite0.module, x, layer))[0].sum())
+    acts_constant = int(camlab.core.maps.is_constant(_acts(lite0.module, x, layer))[0].sum())
     assert exp.n_forward == 1 + 1 + (w.numel() - acts_constant)
     if layer == "bn2":
         assert acts_constant > 0  # the skip really happened

@@ -129,7 +129,7 @@ def test_bad_inputs(lite0, case):
 
 
 def test_grid_composites_and_the_pointing_game(lite0, dev_records):
-    from camlab.evaluate import parse_methods, pointing_game
+    from camlab.evaluation.harness import parse_methods, pointing_game
 
     comps = camlab.data.grid_composites(dev_records, k=2, n=3, seed=1)
     again = camlab.data.grid_composites(dev_records, k=2, n=3, seed=1)

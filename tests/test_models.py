@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import camlab
-from camlab.models import map_efficientnet_lite_keys
+from camlab.core.models import map_efficientnet_lite_keys
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from camlab.notebooks import notebook_paths, parameters_of, run_notebook
+from camlab.book.notebooks import notebook_paths, parameters_of, run_notebook
 
 NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
 
@@ -89,7 +89,7 @@ def test_every_kind_of_parameter_is_exercised():
 
 
 def test_full_parameters_name_real_notebooks_and_parameters():
-    from camlab.notebooks import FULL_PARAMETERS
+    from camlab.book.notebooks import FULL_PARAMETERS
 
     by_stem = {p.stem: p for p in NOTEBOOKS}
     for stem, params in FULL_PARAMETERS.items():

@@ -28,7 +28,7 @@ def test_overlay_rejects_mismatched_sizes():
 
 
 def test_map_correlation_and_near_identical_groups():
-    from camlab.maps import correlation_matrix, map_correlation, near_identical
+    from camlab.core.maps import correlation_matrix, map_correlation, near_identical
 
     g = torch.Generator().manual_seed(0)
     a = torch.rand(3, 7, 7, generator=g)

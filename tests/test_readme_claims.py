@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from camlab.evaluate import read_results
-from camlab.stats import mean_interval, paired_difference
-from camlab.verdict import as_number
+from camlab.evaluation.harness import read_results
+from camlab.evaluation.stats import as_number, mean_interval, paired_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -161,8 +160,8 @@ def _ordinal(k: int) -> str:
 )
 def test_readme_ranks_at_equal_area(model, wording):
     """README's ranks of Cluster-CAM by the drop and at equal area (top 20 %), recomputed as
-    notebook 07 counts and ranks the methods (camlab.verdict)."""
-    from camlab.verdict import counted_once, rank_by_mean
+    notebook 07 counts and ranks the methods (camlab.book.verdict)."""
+    from camlab.book.verdict import counted_once, rank_by_mean
 
     rows = read_results(RESULTS / f"table1v2_{model}.csv")
     kept = [m for m in counted_once(rows)[0] if m != "sobel"]

@@ -50,7 +50,7 @@ def test_imputed_pixels_are_the_weighted_mean_of_their_neighbours():
     v = M.noisy_linear_impute(x, removed, noise=0.0)[0]
     for i, j in removed[0].nonzero().tolist():
         num, den = torch.zeros(2, dtype=torch.float64), 0.0
-        for (di, dj), w in camlab.imputation.NEIGHBOURS:
+        for (di, dj), w in camlab.evaluation.imputation.NEIGHBOURS:
             if 0 <= i + di < 9 and 0 <= j + dj < 11:
                 num += w * v[:, i + di, j + dj]
                 den += w

@@ -1,4 +1,4 @@
-"""Intervals: camlab.stats against SciPy on the same values, and the harness's summary."""
+"""Intervals: camlab.evaluation.stats against SciPy on the same values, and the harness's summary."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as ss
 
-from camlab import evaluate as E
-from camlab import stats as S
+from camlab.evaluation import harness as E
+from camlab.evaluation import stats as S
 
 
 def scipy_interval(values, method="BCa"):
@@ -190,7 +190,7 @@ def test_correlation_interval_against_scipy():
 
 
 def test_holm_adjustment():
-    from camlab.stats import holm
+    from camlab.evaluation.stats import holm
 
     # by hand: sorted 0.01, 0.03, 0.04 → 3·0.01, max(0.03, 2·0.03), max(0.06, 1·0.04)
     assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]

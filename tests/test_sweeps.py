@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import camlab
-from camlab.sweeps import base_scissors_swaps, compare, seed_stability, sweep
+from camlab.book.sweeps import base_scissors_swaps, compare, seed_stability, sweep
 
 
 def test_a_sweep_over_alpha_and_coupling_costs_one_fit(lite0, real_batch, monkeypatch):
@@ -68,8 +68,8 @@ def test_compare_measures_whole_settings_like_a_sweep(lite0, real_batch):
 
 
 def test_sweep_rows_are_the_harness_rows(lite0, real_batch, data_root):
-    """Same row format and values as camlab.evaluate, and the pointing game on the harness's tiles."""
-    from camlab import evaluate as E
+    """Same row format and values as camlab.evaluation.harness, and the pointing game on the harness's tiles."""
+    from camlab.evaluation import harness as E
 
     x = real_batch[:2]
     rows = compare(lite0.module, x, "blocks.6", {"q4": {"n_clusters": 4}}, n_steps=4, progress=False)

@@ -1,9 +1,9 @@
-"""camlab.verdict: aliases found from the rows, better/worse/tied from paired intervals."""
+"""camlab.book.verdict: aliases found from the rows, better/worse/tied from paired intervals."""
 
 import numpy as np
 import pytest
 
-from camlab import verdict as V
+from camlab.book import verdict as V
 
 
 def rows_for(values):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import camlab
+from camlab.book.widgets import HEADLESS, SLIDERS, ClusterExplorer, target_caption
 from camlab.methods.cluster import DEFAULTS
-from camlab.widgets import HEADLESS, SLIDERS, ClusterExplorer, target_caption
 
 Q = DEFAULTS["n_clusters"]
 

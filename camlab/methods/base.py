@@ -22,11 +22,11 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
-from ..device import default_batch_size, module_device, to_model_format
-from ..explanation import Explanation
-from ..folding import check_eval, check_twin
-from ..layers import capture, count_forwards, resolve_layer
-from ..maps import is_constant, normalize_maps, upsample
+from ..core.device import default_batch_size, module_device, to_model_format
+from ..core.explanation import Explanation
+from ..core.folding import check_eval, check_twin
+from ..core.layers import capture, count_forwards, resolve_layer
+from ..core.maps import is_constant, normalize_maps, upsample
 
 __all__ = ["BaseCAM", "Context", "resolve_targets", "check_input"]
 
@@ -116,7 +116,7 @@ class BaseCAM:
             or an ``nn.Module`` (run as it is, never folded).
         target_layer: dotted layer name or the layer module.
         batch_size: images per forward pass for methods that run many (masked inputs);
-            ``None`` picks :func:`camlab.device.default_batch_size` for the model's device.
+            ``None`` picks :func:`camlab.core.device.default_batch_size` for the model's device.
 
     Attributes:
         module: the network (``clf.module`` for a Classifier).
@@ -132,7 +132,7 @@ class BaseCAM:
     explanation_type: ClassVar[type[Explanation]] = Explanation
 
     def __init__(self, module: Any, target_layer: str | nn.Module, batch_size: int | None = None):
-        from ..models import Classifier
+        from ..core.models import Classifier
 
         fast = None
         if isinstance(module, Classifier):

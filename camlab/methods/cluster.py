@@ -24,19 +24,28 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from ..clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectral_decomposition, spectral_labels, ward
-from ..explanation import ClusterExplanation
-from ..layers import count_forwards
-from ..maps import normalize_maps, normalizing_affine, upsample
-from ..masking import Baseline, check_baseline, check_score, score_masked
+from ..core.explanation import ClusterExplanation
+from ..core.layers import count_forwards
+from ..core.maps import normalize_maps, normalizing_affine, upsample
+from ..core.masking import Baseline, check_baseline, check_score, score_masked
 from .base import BaseCAM, Context, Targets
+from .clustering import ADJACENCIES, LAPLACIANS, SpectralResult, kmeans, spectral_decomposition, spectral_labels, ward
 
-__all__ = ["ClusterCAM", "ClusterSettings", "ClusterState", "couple_maps", "CLUSTERINGS", "COUPLINGS", "DEFAULTS"]
+__all__ = [
+    "ClusterCAM",
+    "ClusterRuns",
+    "ClusterSettings",
+    "ClusterState",
+    "couple_maps",
+    "CLUSTERINGS",
+    "COUPLINGS",
+    "DEFAULTS",
+]
 
 CLUSTERINGS = ("kmeans", "spectral", "ward")
 COUPLINGS = ("normalized", "paper", "weighted")
@@ -143,7 +152,7 @@ class ClusterSettings:
         baseline: what masked-out pixels become (``X ⊙ M + X_b ⊙ (1 − M)`` on the normalised
             input; zeros there by default).
         batch_size: images per pass for the masked inputs; ``None``: the device's default
-            (:func:`camlab.device.default_batch_size`), as for every method.
+            (:func:`camlab.core.device.default_batch_size`), as for every method.
         seed: K-means seed (also the K-means of spectral clustering); the same seed gives the
             same map. With K-means, other seeds can give noticeably different maps (notebook 06
             measures it); Ward's clustering has no seed.
@@ -464,3 +473,35 @@ def baseline_key(baseline: Baseline) -> Any:
         t = baseline.detach().cpu().contiguous()
         return ("tensor", tuple(t.shape), str(t.dtype), hashlib.sha1(t.numpy().tobytes()).hexdigest())
     return baseline
+
+
+class ClusterRuns:
+    """Cluster-CAM on one batch for many settings: one forward pass of ``x`` and one fit per
+    clustering, shared through a :class:`~camlab.methods.cluster.ClusterState` — settings that
+    differ only in α or the coupling re-couple a fit, and a new clustering pays only for clusters
+    never scored on this batch.
+
+    >>> runs = ClusterRuns(model, "bn2", x)
+    >>> a = runs.explain({"alpha": 0.5})
+    >>> b = runs.explain({"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
+    """
+
+    def __init__(self, module: nn.Module, layer: str, x: torch.Tensor, targets=None):
+        self.module, self.layer, self.x, self.targets = module, layer, x, targets
+        self._fits: dict[str, ClusterState] = {}  # by the parameters a fit depends on
+        self._first: ClusterState | None = None  # the fit that made the forward pass
+
+    def fit(self, setting: Mapping[str, Any]) -> tuple[ClusterCAM, ClusterState]:
+        """The ClusterCAM of ``setting`` (its keyword arguments) and its fitted state on the batch."""
+        cam = ClusterCAM(self.module, self.layer, **setting)
+        key = repr(sorted(cam.fit_params().items()))
+        if key not in self._fits:
+            self._fits[key] = cam.fit(self.x, self.targets) if self._first is None else cam.fit(self._first)
+            if self._first is None:
+                self._first = self._fits[key]
+        return cam, self._fits[key]
+
+    def explain(self, setting: Mapping[str, Any]) -> ClusterExplanation:
+        """Cluster-CAM with ``setting`` on the batch."""
+        cam, state = self.fit(setting)
+        return cam.couple(state)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..device import to_model_format
-from ..layers import capture
+from ..core.device import to_model_format
+from ..core.layers import capture
 from .base import BaseCAM, Context
 
 __all__ = ["GradCAM", "GradCAMpp", "SmoothGradCAMpp", "XGradCAM", "LayerCAM", "HiResCAM", "gradcampp_weights"]

@@ -15,9 +15,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..maps import is_constant, normalize_maps, upsample
-from ..masking import Baseline, check_baseline, check_score, make_baseline, score_batch, score_masked, target_scores
-from ..split import tail_after
+from ..core.maps import is_constant, normalize_maps, upsample
+from ..core.masking import (
+    Baseline,
+    check_baseline,
+    check_score,
+    make_baseline,
+    score_batch,
+    score_masked,
+    target_scores,
+)
+from ..core.split import tail_after
 from .base import BaseCAM, Context
 
 __all__ = ["ScoreCAM", "AblationCAM", "GroupCAM"]
@@ -128,7 +136,7 @@ class AblationCAM(BaseCAM):
     ``S_{c,n}`` the score with channel ``n`` of the target layer set to zero (0 when S_c = 0).
 
     The activations are computed once; each ablated copy goes only through the part of the
-    network after the target layer (split with ``torch.fx``, :func:`camlab.split.tail_after`).
+    network after the target layer (split with ``torch.fx``, :func:`camlab.core.split.tail_after`).
     A network that cannot be split falls back, with a warning, to full forward passes with the
     layer's output replaced. A channel that is already all zero cannot change the score when
     zeroed: its weight is exactly 0 and it is not run. ``n_forward`` counts every ablated copy

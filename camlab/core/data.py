@@ -1,9 +1,11 @@
-"""Images to explain: samples that ship with installed packages, and ImageNet-named folders.
+"""Images to explain: samples that ship with installed packages, and folders of images.
 
 The data root is a parameter everywhere; by default it is ``$CAMLAB_DATA``, else the
 repository's ``data/`` folder. Inside it, ``imagenet-dev/`` holds ImageNet images named
 ``nXXXXXXXX_label.JPEG``, ``paper-figures/`` the classes of the paper's figures and
-``multi-object/`` photos with several objects (see ``data/README.md``).
+``multi-object/`` photos with several objects (see ``data/README.md``). :func:`image_folder`
+reads any folder, flat or in class sub-folders as ImageNet's validation set comes
+(``val/n01440764/ILSVRC2012_val_00000293.JPEG``, torchvision's ``ImageFolder`` layout).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Sequence
 from PIL import Image
 
 from .images import load_image
-from .models import imagenet_synsets
+from .models import imagenet_categories, imagenet_synsets
 
 __all__ = [
     "data_root",
@@ -36,8 +38,9 @@ __all__ = [
     "grid_composites",
 ]
 
-_REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+_REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 _IMAGENET_NAME = re.compile(r"^(n\d{8})_(.+)\.(jpe?g|png)$", re.IGNORECASE)
+_SYNSET = re.compile(r"^n\d{8}$")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SAMPLE_IMAGES_URL = "https://github.com/EliSchwartz/imagenet-sample-images/archive/refs/heads/master.zip"
 
@@ -69,14 +72,22 @@ def sample_images() -> dict[str, Image.Image]:
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image of a folder: for a file named ``nXXXXXXXX_label.JPEG`` its ImageNet synset,
-    class index and label; for any other photo ``synset=""``, ``class_index=None`` (the class is
-    unknown: an explanation then targets the model's top-1 class) and the file's stem as label."""
+    """One image of a folder: for a file named ``nXXXXXXXX_label.JPEG`` or kept in a folder named
+    by a synset (``n01440764/``) its ImageNet synset, class index and label; for any other photo
+    ``synset=""``, ``class_index=None`` (the class is unknown: an explanation then targets the
+    model's top-1 class) and the file's stem as label. ``name`` identifies the image within its
+    folder: its path relative to the folder (``n01440764/ILSVRC2012_val_00000293.JPEG``; in a flat
+    folder the file name), the key of the harness's rows."""
 
     path: Path
     synset: str
     class_index: int | None
     label: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.path.name)
 
     def load(self) -> Image.Image:
         return load_image(self.path)
@@ -111,29 +122,57 @@ def imagenet_folder(root: str | os.PathLike | None = None, limit: int | None = N
     return records[:limit] if limit is not None else records
 
 
-def image_folder(root: str | os.PathLike, limit: int | None = None) -> list[ImageRecord]:
-    """Every image file of a folder (jpg, png, bmp, gif, tif, webp), sorted by name: those named
-    ``nXXXXXXXX_label.JPEG`` with their ImageNet class as :func:`imagenet_folder` reads it, any
-    other photo (``cat.jpg``) with no class (``class_index=None``).
+def _image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder``, in sub-folders too (symbolic links followed, hidden files
+    and folders left out), sorted by their path relative to ``folder``, part by part."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [
+            Path(top, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in _IMAGE_SUFFIXES
+        ]
+    return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
-    >>> [r.class_index for r in image_folder("my_photos")]  # doctest: +SKIP
-    [None, None, 281]
+
+def image_folder(root: str | os.PathLike, limit: int | None = None) -> list[ImageRecord]:
+    """Every image file (jpg, png, bmp, gif, tif, webp) of a folder and its sub-folders, sorted by
+    path. The ImageNet class of an image comes from its file name (``nXXXXXXXX_label.JPEG``, as
+    :func:`imagenet_folder` reads it) or else from the nearest folder above it named by a synset
+    (``val/n01440764/ILSVRC2012_val_00000293.JPEG``, torchvision's ``ImageFolder`` layout; the
+    label is then the class's name); any other photo (``cat.jpg``, ``holiday/cat.jpg``) has no
+    class (``class_index=None``). A record's ``name`` is its path relative to ``root``.
+
+    >>> [(r.name, r.class_index) for r in image_folder("val")]  # doctest: +SKIP
+    [('n01440764/ILSVRC2012_val_00000293.JPEG', 0), ('n01443537/ILSVRC2012_val_00000236.JPEG', 1)]
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder, or holds no image file.
+        ValueError: a synset (file or folder name) is not one of ImageNet-1k's, or a file name's
+            synset differs from its folder's.
     """
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"no image folder at {str(folder)!r}")
     index = {s: i for i, s in enumerate(imagenet_synsets())}
     records = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
+    for path in _image_files(folder):
+        rel = path.relative_to(folder)
+        synset = next((d for d in reversed(rel.parts[:-1]) if _SYNSET.match(d)), "")
+        if synset and synset not in index:
+            raise ValueError(f"{rel.as_posix()}: folder {synset} is not one of the 1000 ImageNet-1k classes")
+        label = imagenet_categories()[index[synset]] if synset else path.stem
         m = _IMAGENET_NAME.match(path.name)
-        if m and m.group(1) not in index:
-            raise ValueError(f"{path.name}: synset {m.group(1)} is not one of the 1000 ImageNet-1k classes")
         if m:
-            records.append(ImageRecord(path, m.group(1), index[m.group(1)], m.group(2).replace("_", " ")))
-        else:
-            records.append(ImageRecord(path, "", None, path.stem))
+            if m.group(1) not in index:
+                raise ValueError(f"{rel.as_posix()}: synset {m.group(1)} is not one of the 1000 ImageNet-1k classes")
+            if synset and m.group(1) != synset:
+                raise ValueError(f"{rel.as_posix()}: the file names synset {m.group(1)}, its folder {synset}")
+            synset, label = m.group(1), m.group(2).replace("_", " ")
+        records.append(ImageRecord(path, synset, index[synset] if synset else None, label, rel.as_posix()))
     if not records:
-        raise FileNotFoundError(f"no image file ({', '.join(sorted(_IMAGE_SUFFIXES))}) in {str(folder)!r}")
+        raise FileNotFoundError(
+            f"no image file ({', '.join(sorted(_IMAGE_SUFFIXES))}) in {str(folder)!r} or its sub-folders"
+        )
     return records[:limit] if limit is not None else records
 
 

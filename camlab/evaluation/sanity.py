@@ -40,9 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .methods import METHODS, BaseCAM
-from .models import Classifier
-from .progress import progress as progress_bar
+from ..core.models import Classifier
+from ..core.progress import progress as progress_bar
+from ..methods import METHODS, BaseCAM
 
 __all__ = [
     "SIMILARITIES",

@@ -64,7 +64,7 @@ def timing_summary(rows: Iterable[Mapping[str, Any]], reference: str = "clusterc
     """Per method, from per-image timing rows (``method``, ``image``, ``seconds``, ``full_passes``,
     ``partial_passes``; e.g. ``benchmarks/results/bench_table2_cpu.csv``): the mean seconds per
     image with its 95 % bootstrap interval, the mean full and partial passes per image, and the
-    method's time over ``reference``'s, paired image by image (:func:`camlab.stats.ratio_interval`).
+    method's time over ``reference``'s, paired image by image (:func:`camlab.evaluation.stats.ratio_interval`).
 
     >>> table = timing_summary(csv.DictReader(open("bench_table2_cpu.csv")))  # doctest: +SKIP
     >>> table[0]["method"], table[0]["seconds"], table[0]["ratio"]  # doctest: +SKIP

@@ -51,10 +51,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .device import default_batch_size, module_memory_format, to_model_format
+from ..core.device import default_batch_size, module_memory_format, to_model_format
+from ..core.masking import Baseline, make_baseline, score_batch, score_masked
+from ..core.models import Classifier
 from .imputation import noisy_linear_impute
-from .masking import Baseline, make_baseline, score_batch, score_masked
-from .models import Classifier
 
 __all__ = [
     "METRICS",

@@ -2,11 +2,10 @@
 
 :func:`evaluate` runs every method (named in the small language of :func:`parse_methods`) on every
 image and measures every metric, appending each row to a CSV as it goes (the file format and
-resuming are :mod:`camlab.results`'s); :func:`pointing_game` scores maps on the grid composites;
+resuming are :mod:`camlab.evaluation.results`'s); :func:`pointing_game` scores maps on the grid composites;
 :func:`summarize` gives per-method means with 95 % bootstrap intervals and paired differences,
 and :func:`format_table` prints them. The command line that runs all this, under ``torchrun``
-too, is :mod:`camlab.harness_cli` (``python -m camlab.harness_cli``; ``python -m
-camlab.evaluate`` still runs it).
+too, is :mod:`camlab.evaluation.cli` (``python -m camlab.evaluation``).
 """
 
 from __future__ import annotations
@@ -14,20 +13,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
 
+from ..core.data import ImageRecord
+from ..core.explanation import Explanation
+from ..core.models import Classifier
+from ..core.progress import progress as progress_bar
+from ..methods import METHODS
 from . import metrics as M
 from . import stats as S
-from .data import ImageRecord
-from .explanation import Explanation
-from .methods import METHODS
-from .models import Classifier
-from .progress import progress as progress_bar
 from .results import (
     FIELDS,
     append_row,
@@ -57,7 +55,6 @@ __all__ = [
     "summarize",
     "format_table",
     "pointing_game",
-    "main",
 ]
 
 METRICS = M.METRICS
@@ -167,9 +164,12 @@ def evaluate(
     """Run every method on every image and measure every metric; one row per image × method.
 
     With ``out``, rows already in that CSV are kept and not recomputed, and each new row is
-    appended as soon as it is ready. An image that cannot be read is skipped with a warning that
-    names it, and recorded (``<out>.skipped.csv``, and the result's ``skipped``), so a rerun
-    neither retries it nor loses a row. Returns all rows (read back as strings when resumed).
+    appended as soon as it is ready. An image that cannot be read (not an image, truncated,
+    corrupt) is skipped with a warning that names it, and recorded (``<out>.skipped.csv``, and the
+    result's ``skipped``), so a rerun neither retries it nor loses a row. Rows name their image by
+    its ``record.name`` (its path within the folder). Returns all rows (read back as strings when
+    resumed). A second process writing the same ``out`` at once is the caller's to prevent
+    (:func:`camlab.evaluation.results.locked`; the command line does).
     """
     metrics = requested_metrics(metrics)
     out = Path(out) if out is not None else None
@@ -183,14 +183,14 @@ def evaluate(
     todo = [
         (r, label)
         for r in records
-        if r.path.name not in skipped
+        if r.name not in skipped
         for label, _, _ in methods
-        if (r.path.name, label) not in done
+        if (r.name, label) not in done
     ]
     bar = progress_bar(todo, desc="evaluate", enabled=progress)
     current: tuple[Path | None, torch.Tensor | None] = (None, None)  # the image being explained, preprocessed once
     for record, label in bar:
-        if record.path.name in skipped:
+        if record.name in skipped:
             continue
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{record.path.name[:24]} · {label}")
@@ -198,10 +198,10 @@ def evaluate(
             try:
                 current = (record.path, classifier.preprocess(record.path))
             except (ValueError, OSError) as exc:
-                skipped[record.path.name] = str(exc)
-                warnings.warn(f"skipped {record.path.name}: {exc}", stacklevel=2)
+                skipped[record.name] = str(exc)
+                warnings.warn(f"skipped {record.name}: {exc}", stacklevel=2)
                 if out:
-                    record_skipped(out, record.path.name, str(exc))
+                    record_skipped(out, record.name, str(exc))
                 continue
         x = current[1]
         (row,) = explanation_rows(
@@ -211,7 +211,7 @@ def evaluate(
             metrics,
             n_steps,
             method=label,
-            images=[record.path.name],
+            images=[record.name],
             class_indices=[record.class_index],
         )
         row = {k: format_value(row.get(k, "")) for k in FIELDS}
@@ -369,14 +369,3 @@ def format_table(table: list[dict[str, Any]]) -> str:
     if table[0].get("skipped"):
         lines.append(f"{table[0]['skipped']} unreadable image(s) skipped")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The harness's command line (:func:`camlab.harness_cli.main`), kept here for old callers."""
-    from .harness_cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":  # ``python -m camlab.evaluate`` is ``python -m camlab.harness_cli``
-    sys.exit(main())

@@ -5,10 +5,11 @@ clustering method or K-means' restarts) on a batch of images and measures each s
 metrics of :mod:`camlab.metrics`; :func:`compare` measures whole settings side by side. Both fit
 each input once (one forward pass) and fit that state again for each clustering, so a setting
 pays only for clusters never scored before: settings that differ only in α or the coupling cost
-nothing after the first (:class:`ClusterRuns`). :func:`seed_stability` says how much a setting's
-maps depend on the seed, :func:`base_scissors_swaps` whether two classes of one image swap base
-and scissors (the paper's Fig. 3). The rule that chose camlab's defaults from such rows is not
-here: it is a one-off protocol, ``benchmarks/defaults_rule.py``.
+nothing after the first (:class:`~camlab.methods.cluster.ClusterRuns`, re-exported here).
+:func:`seed_stability` says how much a setting's maps depend on the seed,
+:func:`base_scissors_swaps` whether two classes of one image swap base and scissors (the paper's
+Fig. 3). The rule that chose camlab's defaults from such rows is not here: it is a one-off
+protocol, ``benchmarks/defaults_rule.py``.
 """
 
 from __future__ import annotations
@@ -18,46 +19,14 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .explanation import Explanation
-from .methods.cluster import ClusterCAM, ClusterState
+from ..core.explanation import Explanation
+from ..methods.cluster import ClusterRuns
 
 __all__ = ["ClusterRuns", "base_scissors_swaps", "sweep", "compare", "seed_stability", "SWEEPABLE"]
 
 SWEEPABLE = ("alpha", "coupling", "n_clusters", "n_eigvecs", "clustering", "n_init")
 
 Pointing = tuple[torch.Tensor, torch.Tensor, Sequence[tuple[int, int, int, int]]]
-
-
-class ClusterRuns:
-    """Cluster-CAM on one batch for many settings: one forward pass of ``x`` and one fit per
-    clustering, shared through a :class:`~camlab.methods.cluster.ClusterState` — settings that
-    differ only in α or the coupling re-couple a fit, and a new clustering pays only for clusters
-    never scored on this batch.
-
-    >>> runs = ClusterRuns(model, "bn2", x)
-    >>> a = runs.explain({"alpha": 0.5})
-    >>> b = runs.explain({"alpha": 0.8, "coupling": "paper"})  # 1 + Q passes per image in all
-    """
-
-    def __init__(self, module: nn.Module, layer: str, x: torch.Tensor, targets=None):
-        self.module, self.layer, self.x, self.targets = module, layer, x, targets
-        self._fits: dict[str, ClusterState] = {}  # by the parameters a fit depends on
-        self._first: ClusterState | None = None  # the fit that made the forward pass
-
-    def fit(self, setting: Mapping[str, Any]) -> tuple[ClusterCAM, ClusterState]:
-        """The ClusterCAM of ``setting`` (its keyword arguments) and its fitted state on the batch."""
-        cam = ClusterCAM(self.module, self.layer, **setting)
-        key = repr(sorted(cam.fit_params().items()))
-        if key not in self._fits:
-            self._fits[key] = cam.fit(self.x, self.targets) if self._first is None else cam.fit(self._first)
-            if self._first is None:
-                self._first = self._fits[key]
-        return cam, self._fits[key]
-
-    def explain(self, setting: Mapping[str, Any]) -> Explanation:
-        """Cluster-CAM with ``setting`` on the batch."""
-        cam, state = self.fit(setting)
-        return cam.couple(state)
 
 
 def sweep(
@@ -109,10 +78,10 @@ def compare(
     joint check of settings that a one-knob-at-a-time sweep cannot make. The settings share one
     forward pass per input and every cluster score (:class:`ClusterRuns`).
 
-    Rows are the evaluation harness's (:func:`camlab.evaluate.explanation_rows`: one per image,
+    Rows are the evaluation harness's (:func:`camlab.evaluation.harness.explanation_rows`: one per image,
     every metric) with ``parameter`` and ``value`` (the setting's name) added, and
     ``n_forward`` the passes per image the setting costs on its own (1 + Q). With ``pointing``
-    (from :func:`camlab.evaluate.pointing_tiles`: the tiles the model recognises), one more row
+    (from :func:`camlab.evaluation.harness.pointing_tiles`: the tiles the model recognises), one more row
     per setting and tile holds that tile's ``pointing`` score (the share of the map's mass inside
     the tile)."""
     from .ablation_curves import measure_settings

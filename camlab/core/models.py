@@ -310,7 +310,7 @@ def load_model(
     name: str = "efficientnet_lite0", device: str | torch.device | None = None, weights: str | None = "default"
 ) -> Classifier:
     """Load a registered ImageNet classifier in eval mode on ``device``, in the memory layout
-    measured fastest there (:func:`camlab.device.preferred_memory_format`: ``channels_last`` on
+    measured fastest there (:func:`camlab.core.device.preferred_memory_format`: ``channels_last`` on
     the CPU), with its folded twin made (:attr:`Classifier.fast`, :mod:`camlab.folding`). Inputs
     made by :meth:`Classifier.preprocess` follow the model's layout.
 

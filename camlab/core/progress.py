@@ -1,6 +1,6 @@
 """Progress bars on camlab's long loops — and none where nobody can watch them.
 
-In a notebook that papermill or nbval executes (``camlab.notebooks`` and ``make test`` set
+In a notebook that papermill or nbval executes (``camlab.book.notebooks`` and ``make test`` set
 ``CAMLAB_HEADLESS``), a bar would be saved in the executed copy frozen at its first state
 ("0 %"), so there the loops run without one.
 

@@ -2,7 +2,7 @@
 
 Every metric ranks the methods by its mean over the images; two metrics that measure the same
 thing rank them alike (τ near 1), two that reward different things do not (τ near 0 or below).
-The interval comes from resampling the images (:func:`camlab.stats.ranking_agreement`), so a τ
+The interval comes from resampling the images (:func:`camlab.evaluation.stats.ranking_agreement`), so a τ
 whose interval reaches 0 says the data cannot tell whether the two metrics agree at all.
 
 >>> table = metric_agreement(rows, ["drop", "road", "deletion"])  # doctest: +SKIP
@@ -16,8 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .metrics import HIGHER_IS_BETTER
-from .stats import ranking_agreement
-from .verdict import as_number
+from .stats import as_number, ranking_agreement
 
 __all__ = ["per_image_matrix", "metric_agreement"]
 

@@ -13,8 +13,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .metrics import HIGHER_IS_BETTER, METRICS
-from .stats import Difference, paired_difference
+from ..evaluation.metrics import HIGHER_IS_BETTER, METRICS
+from ..evaluation.stats import Difference, as_number, paired_difference
 
 __all__ = [
     "distinct_methods",
@@ -24,16 +24,7 @@ __all__ = [
     "compare",
     "claim",
     "Comparison",
-    "as_number",
 ]
-
-
-def as_number(v: Any) -> float:
-    """A metric value as the harness's rows hold it (a float, a bool, or their CSV text; ``""``
-    for not measured) → float (NaN for not measured)."""
-    if v in ("True", "False"):
-        return float(v == "True")
-    return float(v) if v not in ("", None) else float("nan")
 
 
 def _by_method(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -1,8 +1,8 @@
 """Running the workbook's notebooks: papermill execution, HTML export, output stripping.
 
-``python -m camlab.notebooks run notebooks build/notebooks`` executes every ``NN_*.ipynb`` on its
+``python -m camlab.book run notebooks build/notebooks`` executes every ``NN_*.ipynb`` on its
 default parameters (``-p name value`` overrides one for all), writes the executed copy and its
-HTML beside it; ``python -m camlab.notebooks strip notebooks`` removes outputs before a commit.
+HTML beside it; ``python -m camlab.book strip notebooks`` removes outputs before a commit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .widgets import HEADLESS
+from ..core.progress import HEADLESS
 
 __all__ = [
     "notebook_paths",
@@ -174,7 +174,7 @@ def _parse_value(text: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m camlab.notebooks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m camlab.book", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute notebooks with papermill and export HTML")
     run.add_argument("folder", nargs="?", default="notebooks")

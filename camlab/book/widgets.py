@@ -30,14 +30,14 @@ from typing import Any, Sequence
 
 import torch
 
-from .explanation import Explanation
-from .methods.base import check_input, resolve_targets
-from .methods.cluster import CLUSTERINGS, COUPLINGS, ClusterCAM, ClusterState
-from .progress import HEADLESS, headless
+from ..core.explanation import Explanation
+from ..core.progress import HEADLESS, headless
+from ..methods.base import check_input, resolve_targets
+from ..methods.cluster import CLUSTERINGS, COUPLINGS, ClusterCAM, ClusterState
 
 __all__ = ["ClusterExplorer", "HEADLESS", "headless", "target_caption"]
 
-# HEADLESS (CAMLAB_HEADLESS) is set by the project's own notebook runs — `python -m camlab.notebooks
+# HEADLESS (CAMLAB_HEADLESS) is set by the project's own notebook runs — `python -m camlab.book
 # run`, `make test`'s nbval — where no front end draws widgets: there the explorer skips them.
 
 

@@ -12,6 +12,10 @@ from PIL import Image, UnidentifiedImageError
 __all__ = ["ImageLike", "load_image"]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+# what PIL raises for a file that is no image, truncated or corrupt: OSError for most (a file it
+# cannot identify, a truncated JPEG), SyntaxError for broken PNG chunks, DecompressionBombError
+# past its pixel limit, ValueError and EOFError from some decoders
+_UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 def _array_to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -49,6 +53,10 @@ def load_image(src: ImageLike) -> Image.Image:
     ``src`` is a path, a PIL image (any mode: grayscale, RGBA, palette, 16-bit…), or a numpy
     array (H×W or H×W×{1,3,4}; uint8, 16-bit integers scaled by their range, floats in [0, 1] or
     [0, 255]). Transparent pixels are composited onto white.
+
+    Raises:
+        FileNotFoundError: no file at the path.
+        ValueError: the file is not an image PIL can read, or is truncated or corrupt.
     """
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
@@ -58,7 +66,7 @@ def load_image(src: ImageLike) -> Image.Image:
             with Image.open(path) as im:
                 im.load()
                 return _pil_to_rgb(im)
-        except (UnidentifiedImageError, OSError) as exc:
+        except _UNREADABLE as exc:
             raise ValueError(f"cannot read {str(path)!r} as an image: {exc}") from exc
     if isinstance(src, Image.Image):
         return _pil_to_rgb(src)

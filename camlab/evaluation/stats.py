@@ -9,6 +9,7 @@
 - :func:`ratio_interval`: a ratio of two means over paired values (a speed-up) and its interval;
 - :func:`ranking_agreement`: Kendall's τ between the rankings of methods by two metrics
   (``scipy.stats.kendalltau``) and its bootstrap interval over images;
+- :func:`as_number`: a value of a results CSV (text, a bool, ``""`` for not measured) as a float;
 - :func:`overlap`: whether two intervals overlap — when they do, the data cannot separate the
   two means, and the workbook says so instead of naming a winner.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,6 +33,7 @@ __all__ = [
     "ranking_agreement",
     "overlap",
     "holm",
+    "as_number",
     "CONFIDENCE",
     "N_RESAMPLES",
 ]
@@ -58,6 +60,14 @@ class Difference(Interval):
     """The mean paired difference (values − reference), its interval and its sign-flip permutation p."""
 
     p: float = math.nan
+
+
+def as_number(v: Any) -> float:
+    """A metric value as the harness's rows hold it (a float, a bool, or their CSV text; ``""``
+    for not measured) → float (NaN for not measured)."""
+    if v in ("True", "False"):
+        return float(v == "True")
+    return float(v) if v not in ("", None) else float("nan")
 
 
 def _values(values: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .explanation import Explanation
+from ..core.explanation import Explanation
 
 __all__ = ["to_rgb_array", "overlay", "grid", "heat_colorbar", "cluster_steps", "similarity_curves"]
 
@@ -74,7 +74,7 @@ def grid(
 
     ``heatmaps`` maps a column title to a B×H×W tensor, an :class:`Explanation`, or a list of
     H×W maps, in the order of ``images``. Every map is drawn on the one scale [0, 1] (camlab's
-    maps are min–max scaled; :func:`camlab.maps.common_scale` puts several classes on one),
+    maps are min–max scaled; :func:`camlab.core.maps.common_scale` puts several classes on one),
     shown by a shared colour bar labelled ``colorbar_label``.
     """
     columns = {k: (v.heatmaps if isinstance(v, Explanation) else v) for k, v in heatmaps.items()}
@@ -117,7 +117,7 @@ def cluster_steps(
     and the final heatmap. ``masked_images`` (Q×3×H×W in [0, 1]) defaults to the image times each
     upsampled, normalised map.
     """
-    from .maps import normalize_maps, upsample
+    from ..core.maps import normalize_maps, upsample
 
     rgb = to_rgb_array(image)
     size_hw = rgb.shape[:2]
@@ -170,7 +170,7 @@ def similarity_curves(
     randomisation, a sequence); ``joined=False`` draws each step's mean as a marker with its
     interval as an error bar, the methods side by side (the independent randomisation, whose
     steps are separate conditions)."""
-    from .stats import mean_interval
+    from ..evaluation.stats import mean_interval
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.6))

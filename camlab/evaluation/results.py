@@ -3,21 +3,27 @@
 The CSV has fixed columns (:data:`FIELDS`). Rows are appended one at a time, flushed and fsynced
 (:func:`append_row`), so a killed run leaves every finished row on disk and a rerun resumes from
 them; a file written with other columns is refused (:func:`check_columns`) rather than extended.
-The images a run could not read go to ``<out>.skipped.csv`` (:func:`skipped_path`).
+The images a run could not read go to ``<out>.skipped.csv`` (:func:`skipped_path`). One process
+at a time writes a file: :func:`locked` holds ``.<out>.lock`` beside it, and a second process
+either waits for it or is refused (:class:`OutputLocked`) — never two appending the same rows.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .metrics import METRICS
 
 __all__ = [
     "FIELDS",
     "SKIPPED_FIELDS",
+    "OutputLocked",
+    "lock_path",
+    "locked",
     "append_row",
     "check_columns",
     "format_value",
@@ -125,3 +131,53 @@ def read_skipped(out: str | os.PathLike) -> dict[str, str]:
 def record_skipped(out: str | os.PathLike, image: str, reason: str) -> None:
     """Record (durably) that a run writing ``out`` skipped ``image``, and why."""
     append_row(skipped_path(out), {"image": image, "reason": reason}, SKIPPED_FIELDS)
+
+
+class OutputLocked(RuntimeError):
+    """Another process holds the lock of the file this one was to write."""
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of a results file: ``.<name>.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def _try_lock(fh, wait: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def locked(path: str | os.PathLike, wait: bool = False) -> Iterator[Path]:
+    """Hold the exclusive lock of the results file ``path`` (:func:`lock_path`) for the block:
+    with ``wait`` until the process holding it lets go, else refuse at once. The operating system
+    releases the lock when its process ends, killed or not, so a stale lock file stops nobody.
+
+    Raises:
+        OutputLocked: (without ``wait``) another process holds the lock; the message names it.
+        FileNotFoundError: the folder of ``path`` does not exist.
+    """
+    lock = lock_path(path)
+    if not lock.parent.is_dir():
+        raise FileNotFoundError(f"no folder {str(lock.parent)!r} to write {Path(path).name} in")
+    with lock.open("a") as fh:
+        if not _try_lock(fh, wait):
+            raise OutputLocked(
+                f"{path} is being written by another process (it holds the lock {lock}); "
+                "wait for it to finish or write to another --out"
+            )
+        yield lock

@@ -5,13 +5,13 @@ reference setting image by image, and how much of it is coverage.
 and setting, the harness's columns) and ``<stem>_pointing.csv`` (one row per tile of the grid
 pointing game). :func:`read_run` reads one or more parts into a :class:`Run`;
 :func:`against` gives every setting its means with 95 % intervals and its paired differences to a
-reference (:func:`camlab.verdict.compare`: better, worse or not separated by the paired interval);
+reference (:func:`camlab.book.verdict.compare`: better, worse or not separated by the paired interval);
 :func:`holm_adjusted` corrects their p for the number of comparisons;
 :func:`coverage_correlation` asks whether a metric, across the settings, mostly follows the share
 of the image the maps keep (Pearson r of the settings' means, with a bootstrap interval over the
 settings or over the images). For the live part of notebook 06: :func:`measure_settings` runs
 named settings on a batch with chosen metrics (sharing one forward pass,
-:class:`camlab.sweeps.ClusterRuns`), and :func:`axis_agreement` says whether the maps move more
+:class:`camlab.methods.cluster.ClusterRuns`), and :func:`axis_agreement` says whether the maps move more
 along one knob of a two-knob grid than along the other (the paper's Fig. 7 claim about K and Q).
 
 >>> run = read_run(["benchmarks/results/grid_efficientnet_lite0",  # doctest: +SKIP
@@ -33,8 +33,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import stats as S
-from .verdict import Comparison, as_number, compare
+from ..evaluation import stats as S
+from ..evaluation.stats import as_number
+from ..methods.cluster import ClusterRuns
+from .verdict import Comparison, compare
 
 __all__ = [
     "Run",
@@ -114,8 +116,8 @@ def read_run(stems: Sequence[str | Path]) -> Run:
 
 def setting_of(label: str) -> dict[str, Any]:
     """The keyword arguments a harness label names: ``"clustercam:alpha=0.8;n_clusters=10"`` →
-    ``{"alpha": 0.8, "n_clusters": 10}`` (:func:`camlab.evaluate.parse_methods`)."""
-    from .evaluate import parse_methods
+    ``{"alpha": 0.8, "n_clusters": 10}`` (:func:`camlab.evaluation.harness.parse_methods`)."""
+    from ..evaluation.harness import parse_methods
 
     return parse_methods([label])[0][2]
 
@@ -143,7 +145,7 @@ def find_label(labels: Sequence[str], **params: Any) -> str:
 class SettingSummary:
     """One setting of a run: its parameters (empty for a name that is no harness label), each
     metric's mean with its 95 % interval, and, for every setting but the reference, its
-    :class:`~camlab.verdict.Comparison` with the reference on
+    :class:`~camlab.book.verdict.Comparison` with the reference on
     the ranked metrics (pointing paired by tile, the rest by image) and the paired difference of
     its coverage (a diagnostic: no better direction)."""
 
@@ -197,7 +199,7 @@ def against(run: Run, labels: Sequence[str], reference: str, metrics: Sequence[s
 
 def holm_adjusted(summaries: Sequence[SettingSummary]) -> dict[tuple[str, str], float]:
     """Every paired difference of ``summaries`` (those with a comparison), tested together as one
-    family: ``{(label, metric): Holm-adjusted sign-flip p}`` (Holm 1979, :func:`camlab.stats.holm`).
+    family: ``{(label, metric): Holm-adjusted sign-flip p}`` (Holm 1979, :func:`camlab.evaluation.stats.holm`).
     A separation by the paired interval whose adjusted p is at most 0.05 survives the correction
     for the number of comparisons made; NaN stays NaN."""
     keys = [(s.label, m) for s in summaries if s.comparison is not None for m in s.comparison.differences]
@@ -274,19 +276,17 @@ def measure_settings(
 ) -> tuple[dict[str, torch.Tensor], Run]:
     """Cluster-CAM on ``x`` for each named setting (ClusterCAM keyword arguments), measured with
     ``metrics`` only (``None``: every metric; the harness's rows,
-    :func:`camlab.evaluate.explanation_rows`); the settings share one forward pass per input and
-    every cluster score (:class:`camlab.sweeps.ClusterRuns`). ``pointing = (tiles, targets,
-    boxes)`` (from :func:`camlab.evaluate.pointing_tiles`) adds the grid pointing game, one tile
+    :func:`camlab.evaluation.harness.explanation_rows`); the settings share one forward pass per input and
+    every cluster score (:class:`camlab.methods.cluster.ClusterRuns`). ``pointing = (tiles, targets,
+    boxes)`` (from :func:`camlab.evaluation.harness.pointing_tiles`) adds the grid pointing game, one tile
     row per setting and tile. ``progress`` shows a bar over the settings.
 
     Rows are labelled ``method`` = ``str(name)``; they hold ``n_forward`` = 1 + Q, the passes per
     image the setting costs on its own. Returns the B×H×W maps by setting name and a :class:`Run` of the measurements.
     """
-    from . import metrics as M
-    from .evaluate import explanation_rows
-    from .progress import progress as progress_bar
-    from .sweeps import ClusterRuns
-
+    from ..core.progress import progress as progress_bar
+    from ..evaluation import metrics as M
+    from ..evaluation.harness import explanation_rows
     runs = ClusterRuns(module, layer, x)
     composites = None if pointing is None else ClusterRuns(module, layer, pointing[0], pointing[1])
     maps, rows, tiles = {}, [], []
