@@ -79,12 +79,12 @@ def merge_parts(
         record_skipped(out, name, reason)
 
 
-def first_readable(classifier: Classifier, records: Sequence[ImageRecord]) -> tuple[int, torch.Tensor] | None:
-    """The index and preprocessed tensor of the first image of ``records`` that can be read, or
-    ``None`` when none can (the unreadable ones are the evaluation's to skip and record)."""
-    for i, record in enumerate(records):
+def first_readable(classifier: Classifier, records: Sequence[ImageRecord]) -> torch.Tensor | None:
+    """The first image of ``records`` that can be read, preprocessed, or ``None`` when none can
+    (the unreadable ones are the evaluation's to skip and record)."""
+    for record in records:
         try:
-            return i, classifier.preprocess(record.path)
+            return classifier.preprocess(record.path)
         except (ValueError, OSError):
             continue
     return None
@@ -186,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         probe = first_readable(clf, records) if any(kw for _, _, kw in methods) else None
         for label, name, kw in methods:
             method = METHODS[name](clf, layer, **kw)
-            if kw and probe:  # a parameter out of range for this layer (n_clusters above its channels…) shows on a call
+            # a parameter out of range for this layer (n_clusters above its channels…) shows on a call
+            if kw and probe is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     try:
-                        method(probe[1])
+                        method(probe)
                     except (ValueError, TypeError) as exc:
                         raise ValueError(f"{label}: {exc}") from None
         # one process writes a file: rank 0 holds --out (it merges into it), every rank its own part
