@@ -14,7 +14,7 @@ The package has four rooms; each imports only from the rooms above it::
 
 The names below (``camlab.load_model``, ``camlab.ClusterCAM``, ``camlab.metrics``…) are the
 public API; ``camlab.metrics``, ``camlab.sanity``, ``camlab.plot`` and the other modules it
-lists are also importable under those short names (``from camlab.metrics import drop``).
+lists are also importable under those short names (``from camlab.metrics import confidence_drop``).
 
 >>> import camlab
 >>> clf = camlab.load_model("efficientnet_lite0")

@@ -203,13 +203,9 @@ def test_a_second_process_on_the_same_out_is_refused_in_one_line(tmp_path, data_
     """While another process writes ``--out`` (it holds the lock), a second run exits with status 2
     and one line naming the lock, writing nothing; once the first is killed, the lock is free."""
     out = tmp_path / "r.csv"
-    holder = subprocess.Popen(
-        [
-            PY,
-            "-c",
-            f"from camlab.evaluation.results import locked\nwith locked({str(out)!r}):\n"
-            "    print('held', flush=True)\n    input()",
-        ],
+    hold = f"import fcntl\nf = open({str(results.lock_path(out))!r}, 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+    holder = subprocess.Popen(  # a process holding the lock as the harness takes it (flock), without torch
+        [PY, "-c", hold + "print('held', flush=True)\ninput()"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -300,15 +296,15 @@ def test_a_corrupt_image_is_skipped_and_named(tmp_path, lite0, dev_records):
         (["--device", "tpu"], "tpu"),
         (["--model", "resnet9000"], "resnet9000"),
         (["--images", "/no/such/folder"], "no image folder at '/no/such/folder'"),
-        ([], "no folder '/nonexistent' to write never-written.csv in"),  # every argument good but --out's folder
+        (["--out", "/nonexistent/r.csv"], "no folder '/nonexistent' to write r.csv in"),
         (
             ["--methods", "clustercam:n_clusters=5000"],
             "clustercam:n_clusters=5000: ",
         ),  # out of range only for this layer
     ],
 )
-def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
-    argv = ["--images", str(data_root / "imagenet-dev"), "--out", "/nonexistent/never-written.csv", "--no-progress"]
+def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys, tmp_path):
+    argv = ["--images", str(data_root / "imagenet-dev"), "--out", str(tmp_path / "never-written.csv"), "--no-progress"]
     with pytest.raises(SystemExit, match="^2$") as exit_:
         cli.main(argv + args)
     err = capsys.readouterr().err
@@ -316,6 +312,7 @@ def test_argument_errors_exit_2_in_one_line(args, message, data_root, capsys):
     assert message in err, err
     assert err.count("\n") == 1, err
     assert "Traceback" not in err, err
+    assert not (tmp_path / "never-written.csv").exists()
 
 
 def test_pointing_intervals_per_method_in_order():

@@ -120,8 +120,7 @@ def _parser() -> _Parser:
     p.add_argument(
         "--metrics",
         default=",".join(METRICS),
-        help="comma-separated; drop brings drop_unclipped with it (no extra cost) (default: every metric, "
-        "%(default)s)",
+        help="comma-separated; drop brings drop_unclipped with it (no extra cost) (default: every metric, %(default)s)",
     )
     p.add_argument("--layer", default=None, help="the layer to explain, by name (default: the model's target layer)")
     p.add_argument("--limit", type=int, default=None, help="explain only the first N images (default: all)")
@@ -151,9 +150,7 @@ def _parser() -> _Parser:
         default=None,
         help="the method (as named in --methods) every other is compared with, image by image (default: none)",
     )
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (default: a bar on the first process)"
-    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on the first process)")
     return p
 
 
@@ -178,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.n_steps < 1 or (args.limit is not None and args.limit < 1):
             raise ValueError(f"--n-steps and --limit must be ≥ 1, got {args.n_steps} and {args.limit}")
         records = image_folder(args.images, limit=args.limit)
+        # one process writes a file (checked before the model loads, so a second one stops at once):
+        # rank 0 holds --out (it merges into it), every rank its own part
+        for path in [part] if rank else dict.fromkeys([out, part]):
+            locks.enter_context(locked(path))
         device = resolve_device(args.device)
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -194,9 +195,6 @@ def main(argv: list[str] | None = None) -> int:
                         method(probe)
                     except (ValueError, TypeError) as exc:
                         raise ValueError(f"{label}: {exc}") from None
-        # one process writes a file: rank 0 holds --out (it merges into it), every rank its own part
-        for path in [part] if rank else dict.fromkeys([out, part]):
-            locks.enter_context(locked(path))
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:  # OutputLocked is a RuntimeError
         locks.close()
         p.error(str(exc))
