@@ -201,3 +201,22 @@ def test_holm_adjustment():
     assert adjusted[0] == 0.4
     assert adjusted[3] == 0.9
     assert holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_detectable_difference_has_its_power_in_simulation():
+    """A true mean difference of detectable_difference(sample) is found (two-sided t-test at 5 %)
+    in about 80 % of samples of that size and spread, and half of it in far fewer."""
+    rng = np.random.default_rng(0)
+    n, sd = 50, 3.0
+    # a sample whose SD is exactly 3, so that the simulation checks the formula, not one sample's SD
+    spread = np.resize([-1.0, 1.0], n) * sd * np.sqrt((n - 1) / n)
+    delta = S.detectable_difference(spread)
+    assert delta == pytest.approx((ss.t.ppf(0.975, n - 1) + ss.t.ppf(0.8, n - 1)) * sd / np.sqrt(n))
+    power = np.mean(ss.ttest_1samp(rng.normal(delta, sd, (4000, n)), 0, axis=1).pvalue < 0.05)
+    assert power == pytest.approx(0.8, abs=0.03)
+    half = np.mean(ss.ttest_1samp(rng.normal(delta / 2, sd, (4000, n)), 0, axis=1).pvalue < 0.05)
+    assert half < 0.4
+    assert np.isnan(S.detectable_difference([1.0]))
+    assert S.detectable_difference([2.0, 2.0, 2.0]) == 0.0
+    with pytest.raises(ValueError, match="power must lie in"):
+        S.detectable_difference([1.0, 2.0], power=1.0)

@@ -110,3 +110,62 @@ def test_a_claim_is_reproduced_contradicted_or_not_separated():
     )  # better on increase, worse on drop
     with pytest.raises(ValueError, match="not compared: deletion"):
         V.claim(V.compare(rows, "good", "ref", ["drop"]), ["deletion"])
+
+
+def test_claims_take_their_outcome_and_power_from_the_interval():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0.5, 0.1, 200)
+    better = V.paired_claim("b", "x above y", ref + 0.05 + rng.normal(0, 0.05, 200), ref, scale=100, unit="points")
+    assert better.outcome == "reproduced"
+    assert np.isnan(better.detectable)
+    assert better.value == pytest.approx(5, abs=1.5)
+    assert better.unit == "points"
+    worse = V.paired_claim("w", "x above y", ref - 0.05 + rng.normal(0, 0.05, 200), ref)
+    assert worse.outcome == "contradicted"
+    tied = V.paired_claim("t", "x above y", ref + rng.normal(0, 0.2, 200), ref, scale=100)
+    assert tied.outcome == "not separated"
+    # 200 values of SD 20 points: (1.97 + 0.84) · 20 / √200 ≈ 4 points
+    assert tied.detectable == pytest.approx(2.81 * 20 / np.sqrt(200), rel=0.15)
+    below = V.mean_claim("r", "|ρ| below 0.5", np.full(10, 0.3) + rng.normal(0, 0.01, 10), 0.5, expect=-1)
+    assert below.outcome == "reproduced"
+    with pytest.raises(ValueError, match="expect"):
+        V.mean_claim("r", "c", [1.0, 2.0], expect=0)
+
+
+def test_rows_claim_follows_the_better_direction():
+    rng = np.random.default_rng(0)
+    a = {"drop": rng.random(40) * 0.5, "gain": rng.random(40) * 0.1}
+    rows = rows_for({"ref": a, "new": {"drop": a["drop"] - 0.2, "gain": a["gain"] - 0.05}})
+    assert V.rows_claim(rows, "new", "ref", "drop", "lower drop").outcome == "reproduced"  # lower is better
+    c = V.rows_claim(rows, "new", "ref", "gain", "higher gain")
+    assert c.outcome == "contradicted"
+    assert c.label == "gain: new vs ref"
+    with pytest.raises(ValueError, match="methods: ref, new"):
+        V.rows_claim(rows, "old", "ref", "drop", "c")
+
+
+def test_a_verdict_checks_its_sentences_against_the_table():
+    rng = np.random.default_rng(2)
+    ref = rng.normal(0, 1, 100)
+    tied = V.paired_claim("tied", "a beats b", ref + rng.normal(0, 1, 100), ref)
+    exact = V.exact_claim("same", "CAM equals Grad-CAM", 3e-7, holds=True, n=8)
+    v = V.verdict([tied, exact], notes=[("a and b are not separated.", {"tied": "not separated"})])
+    assert v["same"].outcome == "reproduced"
+    html = v._repr_html_()
+    assert html.count("<tr") == 3 and "camlab-verdict" in html and "a and b are not separated." in html
+    text = str(v)
+    assert "not separated" in text and "≥ " in text and "—" in text  # the exact claim has no interval
+    with pytest.raises(ValueError, match="the table says 'not separated'"):
+        V.verdict([tied], notes=[("a beats b: reproduced.", {"tied": "reproduced"})])
+    with pytest.raises(ValueError, match="of no claim it names"):
+        V.verdict([tied, exact], notes=[("Everything was reproduced.", {})])
+    with pytest.raises(ValueError, match="names claim 'other'"):
+        V.verdict([tied], notes=[("x.", {"other": "reproduced"})])
+    with pytest.raises(ValueError, match="at most five sentences, got 6"):
+        V.verdict([tied], notes=[("One. Two. Three.", {}), ("Four. Five. Six.", {})])
+    with pytest.raises(ValueError, match="labels must differ"):
+        V.verdict([tied, tied])
+    # "not reproduced" is the not-separated outcome in other words, and numbers' points end no sentence
+    V.verdict([tied], notes=[("Not reproduced at 0.5 points: the sample detects ≥ 0.3.", {"tied": "not separated"})])
+    with pytest.raises(ValueError, match="outcome 'maybe'"):
+        V.Claim("x", "c", 1.0, 0.0, 2.0, "maybe")

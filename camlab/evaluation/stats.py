@@ -9,6 +9,8 @@
 - :func:`ratio_interval`: a ratio of two means over paired values (a speed-up) and its interval;
 - :func:`ranking_agreement`: Kendall's τ between the rankings of methods by two metrics
   (``scipy.stats.kendalltau``) and its bootstrap interval over images;
+- :func:`detectable_difference`: the smallest mean difference a sample of this size and spread
+  detects with 80 % power — what "not separated" could have seen;
 - :func:`as_number`: a value of a results CSV (text, a bool, ``""`` for not measured) as a float;
 - :func:`overlap`: whether two intervals overlap — when they do, the data cannot separate the
   two means, and the workbook says so instead of naming a winner.
@@ -33,6 +35,7 @@ __all__ = [
     "ranking_agreement",
     "overlap",
     "holm",
+    "detectable_difference",
     "as_number",
     "CONFIDENCE",
     "N_RESAMPLES",
@@ -299,3 +302,31 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return [float(round(v, 12)) for v in out]
+
+
+def detectable_difference(
+    values: Sequence[float] | np.ndarray, power: float = 0.8, confidence: float = CONFIDENCE
+) -> float:
+    """The smallest true mean of ``values`` (per-image paired differences, say; non-finite values
+    left out) that a two-sided test at level ``1 − confidence`` detects with probability
+    ``power``, given their spread: ``(t₁₋α/₂ + t_power) · s / √n`` with Student's t on n − 1
+    degrees of freedom (Cohen 1988, the one-sample case) and ``s`` the sample standard deviation.
+    A comparison reported as not separated could have seen a difference this large; a smaller
+    one it could not. 200 images with a per-image SD of 20 points detect about 4 points.
+
+    NaN for fewer than 2 values; 0 when every value is the same.
+
+    Raises:
+        ValueError: ``power`` or ``confidence`` outside (0, 1).
+    """
+    from scipy import stats
+
+    for name, v in (("power", power), ("confidence", confidence)):
+        if not 0 < v < 1:
+            raise ValueError(f"{name} must lie in (0, 1), got {v}")
+    v = _values(values)
+    if v.size < 2:
+        return math.nan
+    df = v.size - 1
+    t = stats.t.ppf(1 - (1 - confidence) / 2, df) + stats.t.ppf(power, df)
+    return float(t * v.std(ddof=1) / math.sqrt(v.size))
