@@ -45,7 +45,7 @@ test-fast: venv
 	CAMLAB_HEADLESS=1 $(PY) -m pytest tests -m fast -q -p no:cacheprovider
 
 lint: venv
-	$(PY) -m ruff check camlab tests benchmarks
+	$(PY) -m ruff check camlab tests benchmarks notebooks
 
 strip:
 	$(PY) -m camlab.book strip notebooks

@@ -1,4 +1,5 @@
-"""The code passes ruff (its settings: pyproject.toml's [tool.ruff]), so `make test` checks style too."""
+"""The code passes ruff (its settings: pyproject.toml's [tool.ruff]), the notebooks included, so `make test`
+checks style too."""
 
 import subprocess
 import sys
@@ -9,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_ruff_check_passes():
     done = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "camlab", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", "check", "camlab", "tests", "benchmarks", "notebooks"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from camlab.book.notebooks import notebook_paths, parameters_of, run_notebook
+from camlab.book.notebooks import notebook_paths, page_problems, parameters_of, run_notebook
 
 NOTEBOOKS = notebook_paths(Path(__file__).resolve().parent.parent / "notebooks")
 
@@ -96,3 +96,39 @@ def test_full_parameters_name_real_notebooks_and_parameters():
         cell = parameters_of(by_stem[stem])
         for name in params:
             assert f"{name} =" in cell, f"{stem} has no parameter {name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_chapter_a_student_can_read(path):
+    """Short cells, the logic in camlab, no project history or environment variables on the page
+    (run_notebook checks the executed copy's outputs the same way), and a verdict table at the end:
+    the last code cell shows a chapter module's verdict (camlab.book.verdict.Verdict)."""
+    nb = json.loads(path.read_text())
+    assert page_problems(nb) == []
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    last = "".join(code[-1]["source"]).strip().splitlines()[-1]
+    assert ".verdict(" in last, f"{path.name} ends with {last!r}, not a verdict table"
+
+
+def test_page_problems_finds_what_the_book_keeps_off_the_page():
+    def cell(source, kind="code", outputs=(), tags=()):
+        c = {"cell_type": kind, "source": source, "metadata": {"tags": list(tags)}}
+        return {**c, "outputs": list(outputs)} if kind == "code" else c
+
+    long = "\n".join(f"x{k} = {k}" for k in range(26))
+    nb = {
+        "cells": [
+            cell(long, tags=["parameters"]),  # the parameters cell may be long
+            cell("As the Step 8 run showed", "markdown"),
+            cell("print(1)", outputs=[{"output_type": "stream", "text": ["set CAMLAB_HEADLESS=1"]}]),
+            cell(long),
+        ]
+    }
+    assert page_problems(nb) == [
+        "cell 3 has 26 code lines (at most 25)",
+        "cell 1 shows project history ('Step N'): 'Step 8'",
+    ]
+    shown = page_problems(nb, outputs=True)
+    assert "cell 2's output shows an environment variable: 'CAMLAB_HEADLESS'" in shown
+    nb["cells"] = [cell("\n".join(["y = 1"] * 20)) for _ in range(11)]
+    assert page_problems(nb) == ["220 code lines in all (at most 200)"]

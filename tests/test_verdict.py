@@ -152,9 +152,13 @@ def test_a_verdict_checks_its_sentences_against_the_table():
     v = V.verdict([tied, exact], notes=[("a and b are not separated.", {"tied": "not separated"})])
     assert v["same"].outcome == "reproduced"
     html = v._repr_html_()
-    assert html.count("<tr") == 3 and "camlab-verdict" in html and "a and b are not separated." in html
+    assert html.count("<tr") == 3
+    assert "camlab-verdict" in html
+    assert "a and b are not separated." in html
     text = str(v)
-    assert "not separated" in text and "≥ " in text and "—" in text  # the exact claim has no interval
+    assert "not separated" in text
+    assert "≥ " in text
+    assert "—" in text  # the exact claim has no interval
     with pytest.raises(ValueError, match="the table says 'not separated'"):
         V.verdict([tied], notes=[("a beats b: reproduced.", {"tied": "reproduced"})])
     with pytest.raises(ValueError, match="of no claim it names"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,10 @@ __all__ = [
     "local_mathjax",
     "strip_outputs",
     "parameters_of",
+    "page_problems",
     "FULL_PARAMETERS",
+    "MAX_CELL_LINES",
+    "MAX_CODE_LINES",
 ]
 
 # `make run-full`: the large runs (all dev images, every method); the defaults are the small ones.
@@ -57,6 +61,53 @@ def parameters_of(path: str | Path) -> str | None:
     return None
 
 
+# A chapter a student can read: short cells, the logic in camlab, and only the method, the data and
+# the runs on the page — no project history, no environment variables (they live in RESULTS.md).
+MAX_CELL_LINES = 25  # any code cell but the parameters cell
+MAX_CODE_LINES = 200  # all code cells but the parameters cell
+_OFF_THE_PAGE = (
+    (re.compile(r"\bStep \d"), "project history ('Step N')"),
+    (re.compile(r"\b(?:CAMLAB|OMP|MKL|GOMP|KMP|CUDA|PYTORCH|TORCH)_[A-Z0-9_]+\b"), "an environment variable"),
+)
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def page_problems(nb: dict[str, Any], outputs: bool = False) -> list[str]:
+    """What breaks the book's rules in the notebook ``nb`` (its JSON): a code cell over
+    ``MAX_CELL_LINES`` lines or more than ``MAX_CODE_LINES`` code lines in all (the parameters cell
+    aside), and project history or an environment variable name in any cell's source — or, with
+    ``outputs``, in what the cells printed (text, HTML, markdown). An empty list: none."""
+    problems, total = [], 0
+    texts = []
+    for k, cell in enumerate(nb.get("cells", [])):
+        source = _text(cell.get("source", ""))
+        texts.append((f"cell {k}", source))
+        if cell.get("cell_type") != "code":
+            continue
+        if outputs:
+            for o in cell.get("outputs", []):
+                data = o.get("data", {})
+                shown = [o.get("text", "")] + [data.get(m, "") for m in ("text/plain", "text/html", "text/markdown")]
+                texts.append((f"cell {k}'s output", "".join(map(_text, shown))))
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        n = len(source.splitlines())
+        total += n
+        if n > MAX_CELL_LINES:
+            problems.append(f"cell {k} has {n} code lines (at most {MAX_CELL_LINES})")
+    if total > MAX_CODE_LINES:
+        problems.append(f"{total} code lines in all (at most {MAX_CODE_LINES})")
+    for where, text in texts:
+        for pattern, what in _OFF_THE_PAGE:
+            found = pattern.search(text)
+            if found:
+                problems.append(f"{where} shows {what}: {found.group(0)!r}")
+    return problems
+
+
 # What the kernels camlab starts get in their environment, so that they do not stall beside other
 # work (OpenMP threads spinning for a core another process holds). Chosen by measurement:
 # benchmarks/bench_stall.py, recorded in benchmarks/RESULTS.md. Set only for the kernels this
@@ -82,6 +133,11 @@ def run_notebook(
     """Execute ``path`` with papermill (kernel ``python3``, cwd = the notebook's folder).
 
     Returns the executed notebook's path in ``out_dir``; with ``html`` also writes its HTML.
+
+    Raises:
+        ValueError: the executed copy prints what the book keeps off the page
+            (:func:`page_problems`: project history, environment variable names); the copy is
+            written all the same, for reading.
     """
     import papermill as pm
 
@@ -111,6 +167,9 @@ def run_notebook(
                 os.environ[k] = v
     if html:
         export_html(out)
+    shown = [p for p in page_problems(json.loads(out.read_text()), outputs=True) if "output" in p]
+    if shown:
+        raise ValueError(f"{out} prints what the book keeps off the page: " + "; ".join(shown))
     return out
 
 

@@ -261,7 +261,7 @@ class ClusterExplorer:
         (jupyter/nbclient#312, jupyter/nbconvert#1921); call :meth:`figure` for a static figure.
         """
         if headless():
-            print(f"headless run ({HEADLESS} is set): the sliders are skipped; the next cell draws the figure")
+            print("the sliders need a live notebook (this copy was run without one); the next cell draws the figure")
             return None
         import ipywidgets as W
         import matplotlib.pyplot as plt
