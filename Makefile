@@ -1,6 +1,7 @@
 # camlab — the two commands of the README, plus helpers.
 #   make run   executes every notebook on its default parameters into build/notebooks/ (+ HTML)
 #   make run-full  the same on the large parameters (all dev images, every method; hours on a CPU)
+#   make book  builds the book (Sphinx: chapters, search, API reference) from build/notebooks into build/book
 #   make test  runs the whole test suite, notebooks included
 #   make test-fast  the tests that need neither the pretrained weights nor the shared images (seconds)
 PYTHON ?= python3
@@ -15,7 +16,7 @@ export CAMLAB_DATA
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: venv run run-full test test-fast lint clean strip
+.PHONY: venv run run-full book test test-fast lint clean strip
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ run: venv
 
 run-full: venv
 	$(PY) -m camlab.book run notebooks build/notebooks-full --full
+
+# the executed notebooks of `make run` as they are (nothing runs again) and docs/ → build/book/index.html;
+# fails, saying to run `make run` first, when build/notebooks/ holds no executed notebook
+book: venv
+	$(PY) -m camlab.book book build/notebooks build/book
 
 # CAMLAB_HEADLESS: nbval runs the notebooks with no front end; the explorer then makes no widgets
 # (widget comms can stall nbclient for good, jupyter/nbclient#312). Two workers, one file each at

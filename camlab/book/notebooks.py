@@ -2,7 +2,9 @@
 
 ``python -m camlab.book run notebooks build/notebooks`` executes every ``NN_*.ipynb`` on its
 default parameters (``-p name value`` overrides one for all), writes the executed copy and its
-HTML beside it; ``python -m camlab.book strip notebooks`` removes outputs before a commit.
+HTML beside it; ``python -m camlab.book strip notebooks`` removes outputs before a commit;
+``python -m camlab.book book build/notebooks build/book`` builds the book from the executed copies
+(:mod:`camlab.book.site`).
 """
 
 from __future__ import annotations
@@ -253,12 +255,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     strip = sub.add_parser("strip", help="remove outputs from committed notebooks")
     strip.add_argument("folder", nargs="?", default="notebooks")
+    book = sub.add_parser("book", help="build the book (Sphinx) from executed notebooks (camlab.book.site)")
+    book.add_argument("folder", nargs="?", default="build/notebooks")
+    book.add_argument("out", nargs="?", default="build/book")
     args = parser.parse_args(argv)
 
     if args.command == "strip":
         for p in sorted(Path(args.folder).glob("*.ipynb")):
             if strip_outputs(p):
                 print(f"stripped {p}")
+        return 0
+    if args.command == "book":
+        from .site import build_book
+
+        try:
+            build_book(args.folder, args.out)
+        except (OSError, RuntimeError) as error:  # no executed notebook, a folder it may not empty, Sphinx failed
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         return 0
     params = {name: _parse_value(value) for name, value in args.parameter}
     paths = [p for p in notebook_paths(args.folder) if args.only is None or args.only in p.name]

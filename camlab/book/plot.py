@@ -129,7 +129,11 @@ def cluster_steps(
         masked_images = [rgb * masks[q].numpy()[:, :, None] for q in range(len(reps))]
     q_count = len(reps)
     fig, axes = plt.subplots(
-        2, q_count + 1, figsize=(size * (q_count + 1) + 0.6, size * 2.1), squeeze=False, layout="constrained"
+        2,
+        q_count + 1,
+        figsize=(size * (q_count + 1) + 0.6, 2 * size * size_hw[0] / size_hw[1] + 0.6),  # no bands under wide images
+        squeeze=False,
+        layout="constrained",
     )
     counts = torch.bincount(explanation.labels[index], minlength=q_count)
     for q in range(q_count):

@@ -347,7 +347,7 @@ def _fmt(x: float, digits: int) -> str:
     return "—" if not math.isfinite(x) else f"{x:.{digits}g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Verdict:
     """A chapter's verdict: its :class:`Claim` rows and at most five sentences (``notes``), each
     checked by :func:`verdict` against the outcomes of the rows it names. Renders as an HTML
@@ -390,6 +390,9 @@ class Verdict:
         )
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         return f'<table class="camlab-verdict"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}'
+
+    def __repr__(self) -> str:  # the plain-text output of a notebook cell
+        return str(self)
 
     def __str__(self) -> str:
         keep, cells = self._columns(), self.cells()

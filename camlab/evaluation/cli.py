@@ -12,7 +12,7 @@ named and recorded in <out>.skipped.csv. One process writes --out at a time: a s
 on the same file stops at once with exit status 2 (the lock is .<out>.lock beside it). Under
 torchrun the images are split across ranks (torch.distributed: gloo on CPU, nccl on GPUs); each
 rank writes <out>.rank<R>.csv and rank 0 merges them into --out, in the same order as a
-single-process run:
+single-process run::
 
     torchrun --nproc_per_node 4 -m camlab.evaluation --device auto ...          # one node, 4 GPUs
     torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 \\

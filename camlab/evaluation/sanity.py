@@ -93,8 +93,8 @@ def _is_constant(v: torch.Tensor) -> bool:
 
 
 def similarity(a: Any, b: Any) -> dict[str, Any]:
-    """Four similarities of two H×W maps in [0, 1]: ``spearman``, ``spearman_abs`` (of |a| and
-    |b|), ``ssim`` (scikit-image, data range 1) and ``hog`` (Pearson correlation of their HOG
+    """Four similarities of two H×W maps in [0, 1]: ``spearman``, ``spearman_abs`` (of ``|a|`` and
+    ``|b|``), ``ssim`` (scikit-image, data range 1) and ``hog`` (Pearson correlation of their HOG
     features, 0 when either has none), and ``constant``: whether either map is constant."""
     from skimage.feature import hog
     from skimage.metrics import structural_similarity

@@ -33,7 +33,7 @@ def sobel_edges(x: torch.Tensor) -> torch.Tensor:
 
 class SobelCAM(BaseCAM):
     """A model-independent control: :func:`sobel_edges` of the input, whatever the model, layer
-    or target,
+    or target::
 
         Y = 0.299 X_R + 0.587 X_G + 0.114 X_B,    L = (|G_x ∗ Y| + |G_y ∗ Y|) / 2,
 
