@@ -45,8 +45,12 @@ def test_verdict_has_every_claim_on_both_networks(v):
         assert "Cluster-CAM" in c.claim
         assert c.n >= 179
         assert (c.outcome == "not separated") == (c.detectable == c.detectable)  # detectable only when not separated
-    # the methods equal by construction at bn2 are counted once, and the table says so
-    assert "Grad-CAM (= CAM, XGrad-CAM, HiResCAM)" in v["lite0 drop vs gradcam"].claim
+    # short claims in a fixed order: network, who claims it, metric, the comparison (twins counted once)
+    assert v["lite0 drop vs gradcam"].claim == "lite0 · paper Table 1: drop (clipped) ↓, Cluster-CAM < Grad-CAM"
+    assert v["lite0 road vs scorecam"].claim.startswith("lite0 · extends Table 1: ROAD ↑, Cluster-CAM > Score-CAM")
+    assert max(len(c.claim) for c in v.claims) <= 80
+    nets = [c.label.split()[0] for c in v.claims]
+    assert nets == sorted(nets)  # lite0's rows, then lite2's
     assert v["lite2 drop vs gradcam"].paper.startswith("-6.34")
     assert v["lite0 gain vs gradcam"].paper == ""
     assert v["lite0 drop vs gradcam"].unit == "points"

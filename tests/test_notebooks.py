@@ -132,3 +132,36 @@ def test_page_problems_finds_what_the_book_keeps_off_the_page():
     assert "cell 2's output shows an environment variable: 'CAMLAB_HEADLESS'" in shown
     nb["cells"] = [cell("\n".join(["y = 1"] * 20)) for _ in range(11)]
     assert page_problems(nb) == ["220 code lines in all (at most 200)"]
+
+
+def _stray_dollars(text: str) -> list[str]:
+    """Text that MyST (the book's parser, camlab.book.site) leaves with a ``$`` in it: math it did
+    not read as math — a ``$$`` block that does not stand as its own paragraph, say, which Jupyter
+    typesets all the same and the book would print as TeX."""
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
+
+    md = create_md_parser(MdParserConfig(enable_extensions={"dollarmath", "amsmath"}), RendererHTML)
+    found: list[str] = []
+
+    def walk(tokens):
+        for t in tokens:
+            if t.type == "text" and "$" in t.content:
+                found.append(t.content)
+            walk(t.children or [])
+
+    walk(md.parse(text))
+    return found
+
+
+def test_stray_dollars_finds_display_math_the_book_would_not_typeset():
+    assert _stray_dollars("Inline $a$ and\n\n$$ b = 1 \\tag{1}$$\n\nafter.") == []
+    assert _stray_dollars("Text right above\n$$ b = 1 $$\nand below.") != []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_book_typesets_every_equation(path):
+    nb = json.loads(path.read_text())
+    stray = [s for c in nb["cells"] if c["cell_type"] == "markdown" for s in _stray_dollars("".join(c["source"]))]
+    assert not stray, f"{path.name}: math MyST reads as text (give each $$ block its own paragraph): {stray[:3]}"

@@ -40,7 +40,7 @@ _ALL_METHODS = ["gradcam", "gradcampp", "xgradcam", "ablationcam", "scorecam", "
 FULL_PARAMETERS: dict[str, dict[str, Any]] = {
     "01_vanilla_cam": {"n_images": 16},
     "03_gradient_free_cams": {"n_images": 4},
-    "05_cluster_cam": {"n_seed_images": 200},
+    "05_cluster_cam": {"n_seed_images": 200, "with_score_cam": True},
     "06_ablations": {"n_images": 200, "n_composites": 20},
     "07_evaluation_metrics": {"n_images": 200, "methods": _ALL_METHODS, "n_steps": 32, "n_composites": 20},
     "08_sanity_checks": {"n_images": 16, "methods": _ALL_METHODS + ["layercam", "eigencam", "sobel"]},

@@ -115,7 +115,7 @@ def depth_figure(
     fig = plot.grid(clf.unnormalize(x), columns, row_titles=titles, size=1.8)
     fig.suptitle(
         f"Fig. 5 ({clf.name}): one layer per column, shallow to deep — K-means, Q = {DEFAULTS['n_clusters']}, "
-        f"α = {DEFAULTS['alpha']}, normalised eq 22, seed {seed}",
+        f"α = {DEFAULTS['alpha']}, normalised eq 22', seed {seed}",
         fontsize=10,
     )
     return fig, size
@@ -488,7 +488,7 @@ def ablation_figure(ab: Ablations) -> plt.Figure:
     axes[-1, 2].set_xticks(range(3), ["K-means", "spectral", "Ward"])
     axes[-1, 2].set_xlabel("clustering", fontsize=10)
     handles = [
-        Line2D([], [], color="tab:blue", marker="o", mfc="white", label="normalised coupling (camlab's eq 22)"),
+        Line2D([], [], color="tab:blue", marker="o", mfc="white", label="normalised coupling (camlab's eq 22')"),
         Line2D([], [], color="tab:green", marker="o", mfc="white", ls="", label="eq 22 as printed"),
         Line2D([], [], color="tab:orange", marker="o", mfc="white", label="weighted coupling"),
         Line2D([], [], color="black", marker="*", ms=12, ls="", label="camlab's defaults"),
@@ -805,7 +805,8 @@ def rule_check(committed: str | Path | None, model: str = "efficientnet_lite0") 
 # Each family: (label prefix, the claim's subject, method setting, reference setting, who claims it).
 FAMILIES = {
     "scissors": (
-        "α = 0.8 (scissors cut) beats α = 1 (base alone), Q = 8",
+        "subtracting the scissors helps (α = 0.8 beats α = 1, the base alone; Ward, eq 22', Q = 8; the paper "
+        "gives no α)",
         {"clustering": "ward", "coupling": "normalized", "alpha": 0.8, "n_clusters": 8},
         {"clustering": "ward", "coupling": "normalized", "alpha": 1.0, "n_clusters": 8},
         "paper eq 22",

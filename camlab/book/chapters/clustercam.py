@@ -173,7 +173,7 @@ def plot_cost(rows: Sequence[Mapping[str, Any]], names: Mapping[str, str] | None
 
 
 def peak_ratio(state: ClusterState) -> np.ndarray:
-    """Per image of a fitted state: the largest |value| of the base cluster's mean map over that
+    """Per image of a fitted state: the largest ``|value|`` of the base cluster's mean map over that
     of the scissors' (eq 20–21), before any scaling; ``inf`` where the scissors is silent."""
     rows = torch.arange(state.cluster_scores.shape[0])
     peaks = state.cluster_maps.flatten(2).abs().amax(2).double()
@@ -398,11 +398,13 @@ def verdict(
         )
     )
     if fig4:
-        words = {f"fig4 {name}": next(c.outcome for c in claims if c.label == f"fig4 {name}") for name in fig4}
+        fig4_claims = {c.label: c for c in claims if c.label.startswith("fig4 ")}
+        words = {lab: c.outcome for lab, c in fig4_claims.items()}
         notes.append(
             (
                 "The paper's Fig. 4 reading (base on the forehead, scissors on the lower face) is "
-                + " and ".join(f"{o} ({lab[5:]})" for lab, o in words.items())
+                + " and ".join(f"{c.outcome} ({lab[5:]}, smaller margin {c.value:+.2f})"
+                               for lab, c in fig4_claims.items())
                 + ".",
                 words,
             )

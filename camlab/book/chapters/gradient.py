@@ -170,7 +170,7 @@ def gradient_figure(grads: Mapping[str, torch.Tensor]):
     entries (log counts), then the gradient maps of the two channels with the largest and the two
     with the smallest Grad-CAM weight (mean gradient), blue negative, red positive, on one
     symmetric scale per row. Returns the figure and, per layer, the share of exact zeros and the
-    mean spatial std / mean |g| within a channel."""
+    mean spatial std / mean ``|g|`` within a channel."""
     fig, axes = plt.subplots(
         len(grads),
         5,

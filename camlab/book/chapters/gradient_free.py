@@ -220,12 +220,12 @@ def verdict(committed: str | Path, model: str) -> Verdict:
         ("Group-CAM's higher insertion than Score-CAM's is not separated.", {"Group-CAM insertion": "not separated"}),
         (
             f"EigenCAM, which ignores the class, drops confidence {c['EigenCAM drop'].value:.0f} points more than "
-            "Grad-CAM, so the claim that it drops less is contradicted.",
+            "Grad-CAM, not less: the workbook's question is answered no (contradicted).",
             {"EigenCAM drop": "contradicted"},
         ),
         (
-            f"Ablation-CAM takes {ratio:.0f}× less time than Score-CAM at about the same pass count, because each of "
-            "its passes runs only the layers after the target layer (reproduced).",
+            f"Score-CAM takes {ratio:.0f}× as long as Ablation-CAM for about the same pass count, because each "
+            "Ablation-CAM pass runs only the layers after the target layer (reproduced).",
             {"time": "reproduced"},
         ),
         (

@@ -31,6 +31,7 @@ from ...evaluation.stats import holm, mean_interval, paired_difference
 from ..plot import heat_colorbar, overlay
 from ..verdict import Claim, Verdict, distinct_methods, mean_claim, paired_claim
 from ..verdict import verdict as make_verdict
+from .table1 import name
 
 __all__ = [
     "THRESHOLD",
@@ -89,9 +90,10 @@ class SanityRun:
         return [by[s] for s in sorted(by)]
 
     def named(self, method: str) -> str:
-        """``method`` with its identical twins in parentheses, as tables and titles print it."""
+        """``method``'s name for a reader (:func:`camlab.book.chapters.table1.name`) with its
+        identical twins in parentheses, as tables and titles print it."""
         twins = self.twins.get(method, [])
-        return method + (f" (= {', '.join(twins)})" if twins else "")
+        return name(method) + (f" (= {', '.join(map(name, twins))})" if twins else "")
 
     def at(self, method: str, mode: str, step: int) -> list[dict[str, Any]]:
         """The rows of ``method`` at ``step`` of ``mode``."""
@@ -130,11 +132,11 @@ def load(committed: str | Path, model: str = "efficientnet_lite0") -> SanityRun:
 def step_means(live: Mapping[str, Sequence[Mapping[str, Any]]], blocks: Sequence[str]) -> str:
     """The live run as text: one line per method, its mean Spearman ρ to the trained map at each
     step (``live`` maps a method to its :func:`camlab.sanity.model_randomization` rows)."""
-    head = f"{'method':12s}" + "".join(f"{short_block(b):>6s}" for b in ["", *blocks])
+    head = f"{'method':16s}" + "".join(f"{short_block(b):>6s}" for b in ["", *blocks])
     lines = [head]
     for m, rows in live.items():
         means = [np.mean([r["spearman"] for r in rows if r["step"] == k]) for k in range(len(blocks) + 1)]
-        lines.append(f"{m:12s}" + "".join(f"{v:6.2f}" for v in means))
+        lines.append(f"{name(m):16s}" + "".join(f"{v:6.2f}" for v in means))
     return "\n".join(lines)
 
 
@@ -164,7 +166,7 @@ def map_grid(
                 title=f"{top}, ρ={r['spearman']:.2f}" + (" flat" if r["constant"] else ""),
             )
             axes[i, j].title.set_fontsize(7)
-        axes[i, 0].set_ylabel(m, fontsize=9)
+        axes[i, 0].set_ylabel(name(m), fontsize=9)
     heat_colorbar(fig, axes, label="heatmap value")
     fig.suptitle(title, fontsize=10)
     return fig
@@ -223,7 +225,7 @@ def cascade_panels(run: SanityRun, reference: str = "gradcam", threshold: float 
         plt.Line2D(
             [], [], ls="", marker="o", mfc="white", mec="k", label="over half the maps flat\n(ρ = 0 by definition)"
         ),
-        plt.Line2D([], [], color="0.55", lw=1, label=f"reference: {reference}\n(band: 95 % interval)"),
+        plt.Line2D([], [], color="0.55", lw=1, label=f"reference: {name(reference)}\n(band: 95 % interval)"),
         plt.Line2D([], [], color="tab:green", ls="--", label=f"pass line ρ = {threshold}\n(shaded: below it)"),
     ]
     key.axis("off")
@@ -250,7 +252,7 @@ def independent_heatmap(run: SanityRun):
         text = "flat" if flat[i, j] > 0.5 else f"{v:.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if abs(v) > 0.6 else "black")
     ax.set_xticks(range(len(steps)), [short_block(b) for b in run.blocks[1:]], fontsize=8)
-    ax.set_yticks(range(len(run.methods)), run.methods, fontsize=8)
+    ax.set_yticks(range(len(run.methods)), [name(m) for m in run.methods], fontsize=8)
     ax.set_xlabel("the one block re-initialised (the rest trained)")
     ax.set_ylabel("method")
     fig.colorbar(im, ax=ax, label="mean Spearman ρ to trained map", shrink=0.9)
@@ -302,7 +304,7 @@ def _logit(run: SanityRun, m: str) -> dict[str, float]:
 
 def full_randomisation_table(run: SanityRun) -> str:
     """Every distinct method at full cascading randomisation, as text: mean ρ over all maps (a flat
-    one counted as 0) and over the maps that are not flat, mean |ρ|, SSIM and HOG, the share of
+    one counted as 0) and over the maps that are not flat, mean ``|ρ|``, SSIM and HOG, the share of
     flat maps, and the random-logit ρ (the maps of the predicted and a random class); each mean
     with its 95 % interval."""
 
@@ -339,24 +341,23 @@ def full_randomisation_table(run: SanityRun) -> str:
 def claims(run: SanityRun, threshold: float = THRESHOLD) -> list[Claim]:
     """The chapter's claims: per distinct method, that its map changes under full cascading
     randomisation (mean ρ of the maps that are not flat below ``threshold``); that the maps of
-    Cluster-CAM and EigenCAM change in more than sign (mean |ρ| below ``threshold``); and that
+    Cluster-CAM and EigenCAM change in more than sign (mean ``|ρ|`` below ``threshold``); and that
     Cluster-CAM's maps change more with the class than Grad-CAM's (random logit, paired)."""
     out = []
     for m in run.methods:
         rho, flat = _end(run, m)
         judged = rho[~flat] if flat.mean() <= 0.5 else rho[:0]  # mostly flat: nothing left to judge
         left = (
-            f"{100 * flat.mean():.0f} % flat, left out"
+            f"flat maps left out: {100 * flat.mean():.0f} %"
             if flat.mean() <= 0.5
-            else f"{100 * flat.mean():.0f} % flat: none judged"
+            else f"{100 * flat.mean():.0f} % of maps flat: not judged"
         )
         text = f"{run.named(m)}: ρ < {threshold}, all blocks random ({left})"
         out.append(mean_claim(m, text, judged, threshold, expect=-1))
     for m in ("clustercam", "eigencam"):
         rho, _ = _end(run, m)
-        out.append(
-            mean_claim(f"|ρ| {m}", f"{m}: |ρ| < {threshold} too (more than a sign flip)", np.abs(rho), threshold, -1)
-        )
+        text = f"{name(m)}: |ρ| < {threshold} too (more than a sign flip)"
+        out.append(mean_claim(f"|ρ| {m}", text, np.abs(rho), threshold, -1))
     c, g = _logit(run, "clustercam"), _logit(run, "gradcam")
     images = [i for i in c if i in g]
     out.append(
@@ -407,8 +408,8 @@ def verdict(committed: str | Path, model: str = "efficientnet_lite0", threshold:
             {m: "not separated" for m in blind},
         ),
         (
-            f"{' and '.join([', '.join(flat[:-1]), flat[-1]])} leave no map to compare (over half of their "
-            "randomised maps flat), so they are not separated.",
+            f"{' and '.join([', '.join(map(name, flat[:-1])), name(flat[-1])])} leave no map to compare (over half "
+            "of their randomised maps flat), so they are not separated.",
             {m: "not separated" for m in flat},
         ),
         (

@@ -105,7 +105,7 @@ def toy_graph(seed: int = 0, n: int = 30, kappa: float = 0.3, tau: float = 1.0) 
 def relaxation_checks(toy: ToyGraph) -> dict[str, float]:
     """The statements of the derivation, measured on ``toy``: rows of L sum to 0; u_1 of L is
     constant; the sign of the Fiedler vector u_2 recovers the two groups (share of vertices);
-    u_1 of L_N is ∝ D^½·1 (|cosine|); the true groups' RatioCut equals tr(HᵀLH) and lies above
+    u_1 of L_N is ∝ D^½·1 (``|cosine|``); the true groups' RatioCut equals tr(HᵀLH) and lies above
     λ_1 + λ_2 (Ky Fan), which [u_1 u_2] attains; NCut = tr(HᵀL_N H); and the NCut gain."""
     lap, a, truth = toy.laplacian, toy.adjacency, toy.truth
     u = toy.eigenvectors
@@ -560,7 +560,7 @@ def plot_committed(rows: list[dict[str, Any]], stability: Mapping[str, Mapping[s
         ax.set_xlim(-0.6, 1.6)
         ax.set(title=f"{metric}: spectral − other", ylabel="paired difference" + (" (points)" if scale == 100 else ""))
     fig.suptitle(
-        f"Cluster-CAM with three clusterings, {n_images} dev images (bn2, Q = 8, α = 0.8, normalised eq 22): "
+        f"Cluster-CAM with three clusterings, {n_images} dev images (bn2, Q = 8, α = 0.8, normalised eq 22'): "
         "dots are means, bars 95 % intervals",
         fontsize=10,
     )

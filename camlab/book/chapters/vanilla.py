@@ -154,7 +154,7 @@ def verdict(check: HandCheck, committed: str | Path | None, model: str) -> Verdi
     claims = [
         exact_claim(
             "eq 2",
-            "Zhou et al. 2016, eq 2: the logit is the pooled map plus the bias (largest |difference|)",
+            "eq 2 as the network computes it: the logit is the mean of M_c plus the bias b_c (largest |difference|)",
             check.eq2_gap,
             check.eq2_gap <= EXACT,
             n=n,
@@ -176,8 +176,9 @@ def verdict(check: HandCheck, committed: str | Path | None, model: str) -> Verdi
     ]
     notes = [
         (
-            f"On these {n} images eq 2 holds to {check.eq2_gap:.1e} and camlab's map is eq 1 to "
-            f"{check.map_gap:.1e}: both reproduced.",
+            f"On these {n} images the logit equals the mean of M_c plus the bias to within {check.eq2_gap:.1e} "
+            f"(eq 2 with the network's 1/Z and bias), and camlab's map is eq 1 to within {check.map_gap:.1e}: "
+            "both reproduced.",
             {"eq 2": "reproduced", "eq 1": "reproduced"},
         ),
         (
